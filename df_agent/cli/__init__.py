@@ -1,0 +1,1 @@
+"""The `df-agent` command line: a registry of subcommands whose modules load only when invoked."""

@@ -1,0 +1,1 @@
+"""df-agent: envs package."""
