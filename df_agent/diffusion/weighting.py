@@ -1,0 +1,58 @@
+"""Per-token loss weights: min-SNR (Hang et al.) and the paper's fused SNR reweighting (appendix B.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from df_agent.diffusion.parameterization import Parameterization
+from df_agent.diffusion.schedule import NoiseSchedule
+
+
+def min_snr_factor(k: Tensor, schedule: NoiseSchedule, clip: float) -> Tensor:
+    """S_k = min(SNR_k, clip) / clip, in [0, 1]."""
+    return schedule.snr(k).clamp(max=clip) / clip
+
+
+def _to_target_space(weight_x0: Tensor, k: Tensor, schedule: NoiseSchedule, param: Parameterization) -> Tensor:
+    # min-SNR is defined on the x0 loss; the eps and v losses equal the x0 loss times SNR and SNR + 1,
+    # so divide those out to weight the actual target.
+    snr = schedule.snr(k)
+    if param is Parameterization.X0:
+        return weight_x0
+    if param is Parameterization.EPS:
+        return weight_x0 / snr.clamp(min=1e-12)
+    return weight_x0 / (snr + 1.0)
+
+
+def min_snr_weights(k: Tensor, schedule: NoiseSchedule, param: Parameterization | str, clip: float = 5.0) -> Tensor:
+    """min(SNR, clip) weighting expressed for the given target, for levels `k` of shape [B, T]."""
+    param = Parameterization.parse(param)
+    weight_x0 = schedule.snr(k).clamp(max=clip)
+    return _to_target_space(weight_x0, k, schedule, param).float()
+
+
+def fused_snr_weights(
+    k: Tensor,
+    schedule: NoiseSchedule,
+    param: Parameterization | str,
+    clip: float = 5.0,
+    decay: float = 0.8,
+) -> Tensor:
+    """Fused SNR reweighting (B.1) for levels `k` of shape [B, T] (time on dim 1).
+
+    S_t = min-SNR factor of token t; cumulative S̄_t = decay * S̄_{t-1} + (1 - decay) * S_t (S̄_0 = 0);
+    S'_t = 1 - (1 - S_t)(1 - S̄_{t-1}). The weight on the x0 loss is clip * S'_t, i.e. min-SNR where the
+    noisy history carries no signal and a larger weight where it does.
+    """
+    param = Parameterization.parse(param)
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"fused SNR decay must be in (0, 1), got {decay}")
+    factor = min_snr_factor(k, schedule, clip)
+    cumulative = torch.zeros_like(factor[:, 0])
+    fused = []
+    for t in range(factor.shape[1]):
+        fused.append(1.0 - (1.0 - factor[:, t]) * (1.0 - cumulative))
+        cumulative = decay * cumulative + (1.0 - decay) * factor[:, t]
+    weight_x0 = torch.stack(fused, dim=1) * clip
+    return _to_target_space(weight_x0, k, schedule, param).float()

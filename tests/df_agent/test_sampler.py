@@ -1,0 +1,168 @@
+"""Algorithm 2: the fast sampler equals a literal implementation; guidance, MCG and context levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from df_agent.diffusion import ddim_step
+from df_agent.model import DFModel, DFModelConfig
+from df_agent.sampler import SamplerConfig, encode_context, sample
+from df_agent.scheduling import autoregressive, full_sequence, pyramid, stabilized_autoregressive, steps_to_levels
+from tests.df_agent.gaussian_model import GaussianOptimalModel
+
+
+def literal_algorithm_2(model, levels, z0, x, guidance=None, scale=0.0):
+    """Algorithm 2 exactly as written: every row re-runs the whole chain token by token."""
+    for m in range(levels.shape[0] - 1):
+        with torch.set_grad_enabled(guidance is not None):
+            leaf = x.detach().requires_grad_(guidance is not None)
+            z = z0
+            x0s = []
+            for t in range(levels.shape[1]):
+                k = levels[m, t].expand(x.shape[0])
+                latents, x0 = model.forward_sequence(z, leaf[:, t : t + 1], k[:, None])
+                z = latents[:, 0]
+                x0s.append(x0)
+            x0 = torch.cat(x0s, dim=1)
+            if guidance is not None:
+                reward = guidance(torch.where((levels[m] == 0)[None, :, None], leaf, x0))
+                (grad,) = torch.autograd.grad(reward.sum(), leaf)
+        k_cur = levels[m].expand(x.shape[0], -1)
+        k_next = levels[m + 1].expand(x.shape[0], -1)
+        x = ddim_step(x.detach(), x0.detach(), k_cur, k_next, model.schedule)
+        if guidance is not None:
+            weight = (1 - model.schedule.alpha_bar(levels[m + 1])).sqrt() * (levels[m + 1] > 0)
+            x = x + scale * weight[None, :, None] * grad
+    return x
+
+
+def tiny_model(backbone: str) -> DFModel:
+    torch.manual_seed(3)
+    return DFModel(DFModelConfig(token_dim=3, context_dim=2, latent_dim=8, hidden_dim=16, mlp_layers=2,
+                                 backbone=backbone, num_levels=100)).double().eval()
+
+
+MATRICES = {
+    "pyramid": lambda: pyramid(6, 5, 1.0),
+    "pyramid_u2": lambda: pyramid(5, 4, 2.0),
+    "autoregressive": lambda: autoregressive(4, 3),
+    "full": lambda: full_sequence(5, 4),
+    "stabilized": lambda: stabilized_autoregressive(4, 4, 1),
+}
+
+
+@pytest.mark.parametrize("backbone", ["paper", "fast"])
+@pytest.mark.parametrize("matrix_name", sorted(MATRICES))
+def test_sampler_equals_literal_algorithm_2(backbone, matrix_name):
+    model = tiny_model(backbone)
+    steps_matrix = MATRICES[matrix_name]()
+    levels = steps_to_levels(steps_matrix, int(steps_matrix.max()), model.num_levels)
+    z0 = model.init_latent(torch.randn(3, 2, dtype=torch.float64))
+    x_init = torch.randn(3, levels.shape[1], 3, dtype=torch.float64)
+    with torch.no_grad():
+        fast = sample(model, levels, z0, initial_tokens=x_init).tokens
+        literal = literal_algorithm_2(model, levels, z0, x_init)
+    torch.testing.assert_close(fast, literal, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backbone", ["paper", "fast"])
+def test_guided_sampler_equals_literal_algorithm_2(backbone):
+    model = tiny_model(backbone)
+    levels = steps_to_levels(pyramid(5, 4, 1.0), 4, model.num_levels)
+    z0 = model.init_latent(torch.randn(2, 2, dtype=torch.float64))
+    x_init = torch.randn(2, 5, 3, dtype=torch.float64)
+    goal = torch.tensor([1.0, -1.0], dtype=torch.float64)
+
+    def reward(x0):
+        return -(x0[..., :2] - goal).norm(dim=-1).sum(dim=1)
+
+    config = SamplerConfig(guidance_scale=0.3)
+    fast = sample(model, levels, z0, initial_tokens=x_init, guidance=reward, config=config).tokens
+    literal = literal_algorithm_2(model, levels, z0, x_init, guidance=reward, scale=0.3)
+    torch.testing.assert_close(fast, literal, rtol=1e-9, atol=1e-9)
+
+
+def test_mcg_with_one_sample_equals_plain_guidance():
+    model = tiny_model("fast")
+    levels = steps_to_levels(pyramid(5, 4, 1.0), 4, model.num_levels)
+    z0 = model.init_latent(torch.randn(2, 2, dtype=torch.float64))
+
+    def reward(x0):
+        return -(x0[..., :2] - 1.0).norm(dim=-1).sum(dim=1)
+
+    outs = []
+    for config in (SamplerConfig(guidance_scale=0.5), SamplerConfig(guidance_scale=0.5, mcg_samples=1)):
+        outs.append(sample(model, levels, z0, guidance=reward, config=config,
+                           generator=torch.Generator().manual_seed(5)).tokens)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    mcg = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.5, mcg_samples=4),
+                 generator=torch.Generator().manual_seed(5))
+    assert mcg.tokens.shape == outs[0].shape
+    assert not torch.allclose(mcg.tokens, outs[0])  # other futures change the averaged gradient
+
+
+@pytest.mark.parametrize("matrix_name", ["pyramid", "pyramid_u2", "autoregressive"])
+def test_independent_tokens_follow_their_own_ddim_path_under_any_schedule(matrix_name):
+    # The optimal Gaussian denoiser makes tokens independent, so a token's final value depends only on
+    # its own noise and its own levels: any schedule visiting the same S levels per token must give
+    # exactly the full-sequence result (test_diffusion checks that one against the true law).
+    model = GaussianOptimalModel(torch.tensor([0.5, -1.0], dtype=torch.float64),
+                                 torch.tensor([[0.9, 0.1], [0.1, 0.8]], dtype=torch.float64),
+                                 schedule="cosine", param="v", levels=1000)
+    steps_matrix = MATRICES[matrix_name]()
+    num_steps = int(steps_matrix.max())
+    num_tokens = steps_matrix.shape[1]
+    z0 = model.init_latent(torch.zeros(64, 1))
+    x_init = torch.randn(64, num_tokens, 2, dtype=torch.float64)
+    scheduled = sample(model, steps_to_levels(steps_matrix, num_steps, 1000), z0, initial_tokens=x_init).tokens
+    reference = sample(model, steps_to_levels(full_sequence(num_tokens, num_steps), num_steps, 1000), z0,
+                       initial_tokens=x_init).tokens
+    torch.testing.assert_close(scheduled, reference, rtol=0, atol=1e-12)
+
+
+def test_guidance_pulls_samples_towards_the_goal():
+    mean = torch.zeros(2, dtype=torch.float64)
+    model = GaussianOptimalModel(mean, torch.eye(2, dtype=torch.float64), schedule="linear", param="x0")
+    levels = steps_to_levels(pyramid(4, 20), 20, 1000)
+    goal = torch.tensor([1.5, 1.5], dtype=torch.float64)
+
+    def reward(x0):
+        return -(x0 - goal).pow(2).sum(dim=(1, 2))
+
+    z0 = model.init_latent(torch.zeros(500, 1))
+    plain = sample(model, levels, z0, generator=torch.Generator().manual_seed(0)).tokens
+    guided = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.2),
+                    generator=torch.Generator().manual_seed(0)).tokens
+    distance = lambda x: float((x - goal).norm(dim=-1).mean())  # noqa: E731
+    assert distance(guided) < 0.7 * distance(plain)
+
+
+def test_context_levels_trusted_noisy_and_missing():
+    model = tiny_model("paper")
+    z0 = model.init_latent(torch.zeros(2, 2, dtype=torch.float64))
+    tokens = torch.randn(2, 3, 3, dtype=torch.float64)
+    other = tokens + 5.0
+    missing = torch.full((2, 3), model.num_levels)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    # Missing tokens are replaced by noise: their values cannot reach the latent.
+    torch.testing.assert_close(encode_context(model, z0, tokens, missing, gen()),
+                               encode_context(model, z0, other, missing, gen()))
+    trusted = torch.zeros(2, 3, dtype=torch.long)
+    noisy = torch.full((2, 3), 40)
+    z_trusted = encode_context(model, z0, tokens, trusted, gen())
+    assert not torch.allclose(z_trusted, encode_context(model, z0, other, trusted, gen()))
+    assert not torch.allclose(z_trusted, encode_context(model, z0, tokens, noisy, gen()))
+    with pytest.raises(ValueError, match="context_levels must have shape"):
+        encode_context(model, z0, tokens, trusted[:, :2])
+
+
+def test_sampler_rejects_bad_inputs():
+    model = tiny_model("fast")
+    z0 = model.init_latent(torch.zeros(2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="raises a noise level"):
+        sample(model, torch.tensor([[100, 100], [0, 50], [0, 100], [0, 0]]), z0)
+    with pytest.raises(ValueError, match="initial_tokens must have shape"):
+        sample(model, steps_to_levels(full_sequence(2, 2), 2, 100), z0, initial_tokens=torch.zeros(2, 3, 3))
+    with pytest.raises(ValueError, match="mcg_samples"):
+        SamplerConfig(mcg_samples=0)
