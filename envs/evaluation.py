@@ -1,0 +1,299 @@
+"""Evaluation runner for maze2d: seeded episodes in lockstep with a batched Policy, typed results as JSON.
+
+How a policy learns about its task: before every batch of episodes the runner calls
+    policy.reset(num_envs=B, goals=[B, 2] float64, max_episode_steps=T, env_id=..., episode_seeds=[B])
+and then, every step, `policy.act(observations [B, 4]) -> actions [B, 2]`. Goals are fixed within an episode
+(also in the multi-goal envs), so a policy that counts its own `act` calls knows the steps remaining
+(T - calls). Episode i always uses seed `seed + i` (passed as `episode_seeds` so stochastic policies can seed
+per episode), so results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.maze2d.maps import parse_env_id
+from envs.maze2d.reference_scores import normalized_score, reference_scores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpisodeRecord:
+    episode: int
+    seed: int
+    start: list[float]  # (x, y) after reset
+    goal: list[float]
+    episode_return: float
+    normalized_score: float
+    success: bool  # within the goal radius at least once
+    first_reach: int | None  # env steps until the goal radius was first entered (1-based); None if never
+    length: int
+
+
+@dataclass
+class EvaluationResult:
+    env_id: str
+    policy: str
+    episodes: int
+    seed: int
+    normalized_score_mean: float
+    normalized_score_std: float
+    return_mean: float
+    return_std: float
+    success_rate: float
+    # Mean steps to first reach the goal; an episode that never reaches it counts as the full episode length
+    # (so the number stays defined and penalises failures). `first_reach_success_mean` averages successes only.
+    mean_first_reach: float
+    first_reach_success_mean: float | None
+    ref_min_score: float
+    ref_max_score: float
+    reference_protocol: str  # which measured ref_max normalises the score: "d4rl" or "replanning"
+    max_episode_steps: int
+    episode_returns: list[float]
+    records: list[EpisodeRecord] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    trajectories: list[np.ndarray] = field(default_factory=list, repr=False)  # [T+1, 2] positions; not saved
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload.pop("trajectories")
+        return payload
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write the result atomically (temp file + os.replace): a failed write leaves an old file intact."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.to_dict(), handle, indent=2)
+                handle.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        return path
+
+    def table(self) -> str:
+        rows = [
+            ("env", self.env_id),
+            ("policy", self.policy),
+            ("episodes", f"{self.episodes} (seeds {self.seed}..{self.seed + self.episodes - 1})"),
+            ("normalized score", f"{self.normalized_score_mean:.1f} ± {self.normalized_score_std:.1f}"),
+            ("return", f"{self.return_mean:.1f} ± {self.return_std:.1f}"),
+            ("success rate", f"{self.success_rate:.2f}"),
+            ("mean first reach", f"{self.mean_first_reach:.1f} steps"),
+            ("ref min / max", f"{self.ref_min_score:.2f} / {self.ref_max_score:.2f} ({self.reference_protocol})"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _check_actions(actions: Any, num_envs: int) -> np.ndarray:
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.shape != (num_envs, 2):
+        raise ValueError(f"policy.act returned actions of shape {actions.shape}, expected ({num_envs}, 2)")
+    if not np.all(np.isfinite(actions)):
+        raise ValueError("policy.act returned non-finite actions (NaN or inf)")
+    return actions
+
+
+def evaluate(
+    policy: Any,
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    num_envs: int = 32,
+    policy_name: str | None = None,
+    trajectories_png: str | os.PathLike | None = None,
+    video_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    reference_protocol: str = "d4rl",
+    video_size: tuple[int, int] = (480, 480),
+) -> EvaluationResult:
+    """Run `episodes` seeded episodes of `env_id`, `num_envs` at a time in lockstep, with a batched policy."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the maze2d ids)
+
+    spec, _ = parse_env_id(env_id)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    ref_min, ref_max = reference_scores(spec.name, reference_protocol)
+    max_steps = spec.episode_steps
+    batch_size = min(num_envs, episodes)
+    env_list = [gym.make(env_id) for _ in range(batch_size)]
+    video_env = None
+    if video_path is not None:
+        video_env = gym.make(env_id, render_mode="rgb_array", width=video_size[0], height=video_size[1])
+    frames: list[np.ndarray] = []
+    records: list[EpisodeRecord] = []
+    trajectories: list[np.ndarray] = []
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=episodes * max_steps, desc=f"eval {env_id}", unit="step", leave=False)
+    try:
+        for first in range(0, episodes, batch_size):
+            count = min(batch_size, episodes - first)
+            active = env_list[:count]
+            if first == 0 and video_env is not None:
+                active = [video_env, *env_list[1:count]]
+            seeds = [seed + first + i for i in range(count)]
+            resets = [env.reset(seed=s) for env, s in zip(active, seeds)]
+            obs = np.stack([o for o, _ in resets])
+            goals = np.stack([info["goal"] for _, info in resets])
+            policy.reset(
+                num_envs=count, goals=goals.copy(), max_episode_steps=max_steps, env_id=env_id, episode_seeds=seeds
+            )
+            positions = np.empty((count, max_steps + 1, 2))
+            positions[:, 0] = obs[:, :2]
+            returns = np.zeros(count)
+            first_reach: list[int | None] = [None] * count
+            lengths = np.zeros(count, dtype=np.int64)
+            if video_env is not None and first == 0:
+                frames.append(video_env.render())
+            for t in range(max_steps):
+                actions = _check_actions(policy.act(obs.copy()), count)
+                for i, env in enumerate(active):
+                    o, reward, terminated, truncated, info = env.step(actions[i])
+                    obs[i] = o
+                    returns[i] += reward
+                    lengths[i] += 1
+                    if info["success"] and first_reach[i] is None:
+                        first_reach[i] = t + 1
+                    if terminated:
+                        raise RuntimeError(f"{env_id} terminated at step {t + 1}; maze2d episodes never terminate")
+                positions[:, t + 1] = obs[:, :2]
+                if video_env is not None and first == 0:
+                    frames.append(video_env.render())
+                if bar is not None:
+                    bar.update(count)
+            if not truncated:
+                raise RuntimeError(f"{env_id} was not truncated after {max_steps} steps")
+            scores = normalized_score(returns, ref_min, ref_max)
+            for i in range(count):
+                records.append(
+                    EpisodeRecord(
+                        episode=first + i,
+                        seed=seeds[i],
+                        start=positions[i, 0].tolist(),
+                        goal=goals[i].tolist(),
+                        episode_return=float(returns[i]),
+                        normalized_score=float(scores[i]),
+                        success=first_reach[i] is not None,
+                        first_reach=first_reach[i],
+                        length=int(lengths[i]),
+                    )
+                )
+                trajectories.append(positions[i].copy())
+    finally:
+        if bar is not None:
+            bar.close()
+        for env in env_list:
+            env.close()
+        if video_env is not None:
+            video_env.close()
+
+    returns_all = np.array([r.episode_return for r in records])
+    scores_all = np.array([r.normalized_score for r in records])
+    reach = [r.first_reach for r in records if r.first_reach is not None]
+    result = EvaluationResult(
+        env_id=env_id,
+        policy=policy_name or type(policy).__name__,
+        episodes=episodes,
+        seed=seed,
+        normalized_score_mean=float(scores_all.mean()),
+        normalized_score_std=float(scores_all.std()),
+        return_mean=float(returns_all.mean()),
+        return_std=float(returns_all.std()),
+        success_rate=float(np.mean([r.success for r in records])),
+        mean_first_reach=float(np.mean([r.first_reach or max_steps for r in records])),
+        first_reach_success_mean=float(np.mean(reach)) if reach else None,
+        ref_min_score=ref_min,
+        ref_max_score=ref_max,
+        reference_protocol=reference_protocol,
+        max_episode_steps=max_steps,
+        episode_returns=returns_all.tolist(),
+        records=records,
+        wall_time_s=time.perf_counter() - started,
+        trajectories=trajectories,
+    )
+    if trajectories_png is not None:
+        plot_trajectories(result, trajectories_png)
+    if video_path is not None:
+        write_video(frames, video_path, fps=30)
+    return result
+
+
+def plot_trajectories(result: EvaluationResult, path: str | os.PathLike, max_episodes: int = 20) -> Path:
+    """Trajectories (start o, goal *) drawn over the maze walls, in env coordinates."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from envs.maze2d.grid import MazeGrid
+
+    spec, _ = parse_env_id(result.env_id)
+    grid = MazeGrid(spec)
+    fig, ax = plt.subplots(figsize=(0.6 * grid.n_cols + 2, 0.6 * grid.n_rows + 1.5))
+    for row in range(grid.n_rows):
+        for col in range(grid.n_cols):
+            if spec.layout[row][col] == 1:
+                cx, cy = grid.cell_to_xy((row, col))
+                ax.add_patch(Rectangle((cx - 0.5, cy - 0.5), 1.0, 1.0, color="0.35"))
+    colors = plt.cm.tab20(np.linspace(0, 1, max(1, min(max_episodes, len(result.trajectories)))))
+    for color, record, traj in zip(colors, result.records, result.trajectories[:max_episodes]):
+        ax.plot(traj[:, 0], traj[:, 1], color=color, lw=1.0, alpha=0.9)
+        ax.plot(*traj[0], "o", color=color, ms=4)
+        ax.plot(*record.goal, "*", color=color, ms=12, mec="k", mew=0.5)
+    ax.set_xlim(-grid.n_cols / 2, grid.n_cols / 2)
+    ax.set_ylim(-grid.n_rows / 2, grid.n_rows / 2)
+    ax.set_aspect("equal")
+    ax.set_title(f"{result.policy} on {result.env_id}: score {result.normalized_score_mean:.1f}", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30, every: int = 2) -> Path:
+    """MP4 (mp4v codec, through OpenCV) of rendered RGB frames, keeping every `every`-th frame."""
+    import cv2
+
+    if not frames:
+        raise ValueError("write_video got no frames")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV could not open a video writer for {path}")
+    try:
+        for frame in frames[::every]:
+            writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    os.replace(tmp, path)
+    return path
