@@ -1,0 +1,103 @@
+"""`df-agent deploy ros2`: run a policy on a (real or simulated) Franka through the `df_agent_policy` node."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--checkpoint", type=Path, help="policy checkpoint directory (config.json [+ model.safetensors])"
+    )
+    source.add_argument(
+        "--reach-target",
+        type=float,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="instead of a checkpoint: the scripted reach-to-target policy, end effector to this point (metres)",
+    )
+    parser.add_argument("--config", type=Path, default=None, help="robot YAML (default: hardware/configs/robot.yaml)")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument(
+        "--no-autostart",
+        action="store_true",
+        help="do not configure/activate; wait for a lifecycle manager (ros2 lifecycle set ...)",
+    )
+    parser.add_argument("--report", type=Path, default=None, help="write loop timing and safety counts as JSON")
+    parser.add_argument(
+        "--ros-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="everything after it goes to ROS (e.g. --ros-args -p safety.enabled:=true -r __ns:=/arm), as in ros2 run",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --param safety.max_translation_per_step=0.01 (YAML value)",
+    )
+
+
+def _parse_params(items: list[str]) -> list:
+    import yaml
+    from rclpy.parameter import Parameter
+
+    parameters = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
+        value = yaml.safe_load(text)
+        parameters.append(Parameter(key, value=value))
+    return parameters
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.signals import SignalHandlerOptions
+
+    from hardware.policy_loader import load_policy
+    from hardware.policy_node import PolicyNode
+    from hardware.scripted_policies import ReachTargetPolicy
+    from hardware.spin import spin_until_stopped
+
+    policy = load_policy(args.checkpoint) if args.checkpoint else ReachTargetPolicy(args.reach_target)
+    ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = PolicyNode(policy, config_file=args.config, parameter_overrides=_parse_params(args.param))
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        if not args.no_autostart:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                log.error("configure failed: %s", node.configure_error)
+                return 1
+            node.trigger_activate()
+        # Also stop once a lifecycle manager has shut the node down (ros2 lifecycle set ... shutdown).
+        why = spin_until_stopped(executor, args.duration, lambda: node.lifecycle_state() == "finalized")
+        log.info("stopping (%s)", why)
+        if node.active:  # deactivate commands the hold pose
+            node.trigger_deactivate()
+        summary = {"loop": node.stats.summary(), "safety": node.loop.safety.counts if node.loop else {}}
+        if node.lifecycle_state() != "finalized":  # a lifecycle manager may have shut it down already
+            node.trigger_shutdown()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    print(json.dumps(summary, indent=2))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.report.with_suffix(".tmp")
+        temporary.write_text(json.dumps(summary, indent=2))
+        temporary.replace(args.report)
+    return 0

@@ -1,0 +1,62 @@
+"""`df-agent sim franka`: a simulated Franka (MuJoCo Panda) on the real robot's ROS 2 topics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="robot YAML (default: hardware/configs/robot.yaml)")
+    parser.add_argument("--seed", type=int, default=0, help="scene reset seed (fruit placement)")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument("--bag", type=Path, default=None, help="record what the robot publishes and receives here")
+    parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    parser.add_argument("--report", type=Path, default=None, help="write final ee pose and step counts as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from hardware.config import load_config
+    from hardware.sim_node import SimFrankaNode, make_backend
+    from hardware.spin import spin_until_stopped
+
+    config = load_config(args.config)
+    backend = make_backend(config)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = SimFrankaNode(config, backend, seed=args.seed, bag_path=args.bag, bag_storage=args.bag_storage)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        why = spin_until_stopped(executor, args.duration)
+        log.info("stopping (%s)", why)
+        executor.shutdown(timeout_sec=2.0)
+        node.close()
+        position, quaternion = backend.ee_pose()
+        summary = {
+            "steps": node.steps,
+            "targets_received": node.targets_received,
+            "final_ee_position": [float(v) for v in position],
+            "final_ee_quaternion": [float(v) for v in quaternion],
+            "bag": str(args.bag) if args.bag else None,
+            "bag_messages": dict(node.recorder.counts) if node.recorder else {},
+        }
+        node.destroy_node()
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+        rclpy.try_shutdown()
+    print(json.dumps(summary, indent=2))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.report.with_suffix(".tmp")
+        temporary.write_text(json.dumps(summary, indent=2))
+        temporary.replace(args.report)
+    return 0

@@ -1,0 +1,144 @@
+"""Observation alignment and the control tick, without DDS."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+from hardware.config import RobotConfig, load_config
+from hardware.control_loop import ControlLoop
+from hardware.observation import JointReading, ObservationCache, build_policy_observation, camera_noise_level
+from hardware.safety import Pose
+from hardware.scripted_policies import ReachTargetPolicy, ReplayActionsPolicy
+
+CONFIG = load_config()
+DOWN = [0.0, 1.0, 0.0, 0.0]
+STREAMS = ["camera/front", "camera/wrist", "joint_states", "ee_pose"]
+FINGERS = ("fr3_finger_joint1", "fr3_finger_joint2")
+
+
+def fresh_cache(now: float, pose=(0.5, 0.0, 0.4), camera_age: dict[str, float] | None = None) -> ObservationCache:
+    cache = ObservationCache(STREAMS)
+    names = tuple(f"fr3_joint{i}" for i in range(1, 8)) + FINGERS
+    cache.update("joint_states", JointReading(names, np.r_[np.zeros(7), 0.02, 0.02]), now - 0.01, now)
+    cache.update("ee_pose", Pose.of(pose, DOWN), now - 0.01, now)
+    for camera, age in (camera_age or {"front": 0.05, "wrist": 0.05}).items():
+        cache.update(f"camera/{camera}", np.full((48, 64, 3), 7, np.uint8), now - age, now)
+    return cache
+
+
+def test_snapshot_is_consistent_and_knows_each_age():
+    cache = fresh_cache(10.0, camera_age={"front": 0.1})
+    snapshot = cache.snapshot(10.5)
+    assert snapshot.age("ee_pose") == pytest.approx(0.51)
+    assert snapshot.age("camera/front") == pytest.approx(0.6)
+    assert snapshot.age("camera/wrist") is None
+    cache.update("ee_pose", Pose.of([0.6, 0, 0.4], DOWN), 10.6, 10.6)
+    assert snapshot.value("ee_pose").position[0] == 0.5, "a snapshot does not change under later updates"
+
+
+def test_future_stamp_counts_as_age_zero_and_missing_stamp_uses_receive_time():
+    cache = ObservationCache(["ee_pose"])
+    cache.update("ee_pose", "x", stamp=12.0, received=10.0)
+    assert cache.snapshot(10.0).age("ee_pose") == 0.0
+    cache.update("ee_pose", "x", stamp=0.0, received=9.5)
+    assert cache.snapshot(10.0).age("ee_pose") == pytest.approx(0.5)
+    with pytest.raises(KeyError, match="unknown observation stream 'camera'"):
+        cache.update("camera", None, 1.0, 1.0)
+
+
+def test_concurrent_updates_and_snapshots():
+    cache = ObservationCache(["a"])
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            cache.update("a", (i, i), float(i), float(i))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(2000):
+            item = cache.snapshot(0.0).streams["a"]
+            assert item is None or (item.value[0] == item.value[1] and item.stamp == item.value[0])
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize(("age", "level"), [(0.0, 0), (0.3, 0), (0.31, 500), (1.0, 500), (1.01, 1000), (None, 1000)])
+def test_camera_noise_levels_by_age(age, level):
+    assert camera_noise_level(age, CONFIG) == level
+
+
+def test_policy_observation_layout_and_noise_flags():
+    snapshot = fresh_cache(10.0, camera_age={"front": 0.05, "wrist": 0.5}).snapshot(10.0)
+    observation, noise = build_policy_observation(snapshot, CONFIG)
+    assert observation["front"].shape == (1, 32, 32, 3) and observation["front"].dtype == np.uint8
+    assert (observation["front"] == 7).all(), "resized, not altered"
+    assert noise["front"].tolist() == [0] and noise["wrist"].tolist() == [500]
+    assert observation["joint_positions"].shape == (1, 9)
+    assert observation["ee_pose"][0] == pytest.approx([0.5, 0, 0.4, 0, 1, 0, 0])
+    assert observation["proprio"][0] == pytest.approx([0.5, 0, 0.4, 0, 1, 0, 0, 0.04])
+    missing = fresh_cache(10.0, camera_age={"front": 0.05}).snapshot(10.0)
+    observation, noise = build_policy_observation(missing, CONFIG)
+    assert noise["wrist"].tolist() == [1000] and (observation["wrist"] == 0).all()
+
+
+def test_control_loop_reaches_and_chains_targets_from_the_last_command():
+    loop = ControlLoop(CONFIG, ReachTargetPolicy([0.6, 0.0, 0.4], gain=1.0))
+    loop.reset()
+    first = loop.tick(fresh_cache(10.0).snapshot(10.0))
+    assert first.decision.target.position == pytest.approx([0.52, 0, 0.4])  # clamped to 2 cm
+    assert first.noise_levels["front"] == 0 and first.policy_latency_s is not None
+    # The arm has not moved yet; "commanded" base: the next target builds on the last one.
+    second = loop.tick(fresh_cache(10.2).snapshot(10.2))
+    assert second.decision.target.position == pytest.approx([0.54, 0, 0.4])
+
+
+def test_control_loop_measured_base_and_action_scale():
+    bridge = dataclasses.replace(CONFIG.bridge, delta_base="measured", action_scale=(0.05, 0.2))
+    config = dataclasses.replace(CONFIG, bridge=bridge)
+    loop = ControlLoop(config, ReplayActionsPolicy([[0.2, 0, 0, 0, 0, 0.5, 1.0]]))
+    loop.reset()
+    for now in (10.0, 10.2):
+        target = loop.tick(fresh_cache(now).snapshot(now)).decision.target
+        assert target.position == pytest.approx([0.51, 0, 0.4])  # 0.2 units * 5 cm from the measured pose
+
+
+def test_control_loop_holds_without_calling_the_policy_when_state_is_stale():
+    policy = ReplayActionsPolicy([[0.01, 0, 0, 0, 0, 0, 1]])
+    loop = ControlLoop(CONFIG, policy)
+    loop.reset()
+    result = loop.tick(fresh_cache(10.0).snapshot(11.0))  # state 1 s old
+    assert result.decision.holding and result.policy_latency_s is None and policy.index == 0
+    assert result.decision.target.position == pytest.approx([0.5, 0, 0.4])
+
+
+def test_a_raising_policy_is_contained_as_a_safety_event():
+    class Broken:
+        def reset(self, num_envs=None, **kwargs):
+            pass
+
+        def act(self, observation, noise_level=0):
+            raise RuntimeError("boom")
+
+    loop = ControlLoop(RobotConfig(), Broken())
+    loop.reset()
+    result = loop.tick(fresh_cache(10.0).snapshot(10.0))
+    assert result.decision.target is None and result.decision.events[0].rule == "policy_error"
+    assert "boom" in result.decision.events[0].message
+
+
+def test_hold_uses_the_measured_pose_when_fresh_else_the_last_target():
+    loop = ControlLoop(CONFIG, ReachTargetPolicy([0.6, 0.0, 0.4]))
+    loop.reset()
+    loop.tick(fresh_cache(10.0).snapshot(10.0))
+    assert loop.hold(fresh_cache(10.0).snapshot(10.0), "deactivate").target.position == pytest.approx([0.5, 0, 0.4])
+    stale = loop.hold(fresh_cache(10.0).snapshot(20.0), "shutdown")
+    assert stale.target.position == pytest.approx(loop.last_target.position)

@@ -1,0 +1,64 @@
+"""Checkpoint loading for the bridge: known types load, unknown ones are a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hardware.policy_loader import known_policy_kinds, load_policy, write_reach_target_checkpoint
+from hardware.scripted_policies import ReachTargetPolicy, ReplayActionsPolicy
+
+
+def test_reach_target_checkpoint_round_trip(tmp_path):
+    write_reach_target_checkpoint(tmp_path / "ckpt", [0.6, 0.1, 0.3], gain=0.25)
+    policy = load_policy(tmp_path / "ckpt")
+    assert isinstance(policy, ReachTargetPolicy) and policy.gain == 0.25
+    actions = policy.act({"ee_pose": np.array([[0.5, 0.1, 0.3, 0, 1, 0, 0]])})
+    assert actions.shape == (1, 7) and actions[0, :3] == pytest.approx([0.025, 0, 0])
+
+
+def test_unknown_checkpoint_type_names_what_can_be_loaded(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "df_imitation", "token_dim": 10}))
+    with pytest.raises(ValueError, match="no policy loader for checkpoint type 'df_imitation'") as error:
+        load_policy(tmp_path)
+    assert "reach_target" in str(error.value) and "reach_target" in known_policy_kinds()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "config.json is missing"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ("{}", "no 'policy_type'"),
+        ('{"policy_type": "reach_target"}', "bad reach_target policy config"),
+    ],
+)
+def test_broken_checkpoints(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "config.json").write_text(content)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_policy(tmp_path)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_policy(tmp_path / "absent")
+
+
+def test_reach_policy_turns_towards_the_target_orientation_and_limits_its_step():
+    target_quat = [np.cos(0.05), 0, 0, np.sin(0.05)]  # 0.1 rad about z
+    policy = ReachTargetPolicy([1.0, 0, 0], target_quaternion=target_quat, gain=1.0, max_step=0.05)
+    action = policy.act({"ee_pose": np.array([[0.0, 0, 0, 1, 0, 0, 0]])})[0]
+    assert action[:3] == pytest.approx([0.05, 0, 0])
+    assert action[3:6] == pytest.approx([0, 0, 0.1])
+
+
+def test_replay_policy_repeats_its_last_action():
+    policy = ReplayActionsPolicy([[0.1] * 7, [0.2] * 7])
+    observation = {"ee_pose": np.zeros((2, 7))}
+    assert [policy.act(observation)[0, 0] for _ in range(3)] == [0.1, 0.2, 0.2]
+    policy.reset()
+    assert policy.act(observation).shape == (2, 7)
