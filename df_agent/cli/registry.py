@@ -31,4 +31,15 @@ GROUP_HELP: dict[str, str] = {
 
 COMMANDS: list[CommandSpec] = [
     CommandSpec("train", "toy", "df_agent.cli.train_toy", "train a small DF model on a synthetic sequence task"),
+    CommandSpec("data", "video-maze", "df_agent.cli.data_video_maze", "render first-person maze videos into zarr"),
+    CommandSpec("train", "video", "df_agent.cli.train_video", "train the video head (DF or a baseline) on maze videos"),
+    CommandSpec("eval", "video", "df_agent.cli.eval_video", "long video rollouts: PSNR/SSIM, stability vs baselines"),
+    CommandSpec("deploy", "ros2", "df_agent.cli.deploy_ros2", "run a policy on a Franka over ROS 2 (df_agent_policy)"),
+    CommandSpec("sim", "franka", "df_agent.cli.sim_franka", "simulated Franka (MuJoCo Panda) on ROS 2 topics"),
+    CommandSpec("forecast", "train", "df_agent.cli.forecast_train", "train the time-series DF model (GluonTS data)"),
+    CommandSpec("forecast", "eval", "df_agent.cli.forecast_eval", "CRPS-sum of forecasting checkpoints on a test set"),
+    CommandSpec("data", "maze2d", "df_agent.cli.data_maze2d", "generate the D4RL-style expert maze2d dataset (Minari)"),
+    CommandSpec("eval", "maze2d", "df_agent.cli.eval_maze2d", "score a policy on a maze2d env: normalised score, JSON"),
+    CommandSpec("data", "import-bags", "df_agent.cli.data_import_bags", "rosbag2 demos -> zarr replay buffer"),
+    CommandSpec("data", "teleop-demos", "df_agent.cli.data_teleop_demos", "scripted fruit-swap demos as rosbags"),
 ]
