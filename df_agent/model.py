@@ -182,7 +182,7 @@ def _require(batch: dict[str, Tensor], key: str, shape: tuple[int | None, ...]) 
     if not isinstance(value, Tensor):
         raise TypeError(f"batch[{key!r}] must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() != len(shape) or any(want is not None and got != want for got, want in zip(value.shape, shape)):
-        expected = tuple("*" if s is None else s for s in shape)
+        expected = "(" + ", ".join("*" if size is None else str(size) for size in shape) + ")"
         raise ValueError(f"batch[{key!r}] must have shape {expected}, got {tuple(value.shape)}")
     if not torch.isfinite(value).all():
         raise ValueError(f"batch[{key!r}] contains NaN or inf")

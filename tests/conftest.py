@@ -1,4 +1,8 @@
-"""Shared pytest set-up: deterministic torch on few threads so the suite behaves on 2-core CI."""
+"""Shared pytest set-up: deterministic torch on one thread.
+
+The suite's models are tiny, so intra-op threads only add synchronisation; on a loaded 2-core CI machine
+two threads made small-model tests several times slower. DF_AGENT_TEST_THREADS overrides.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest
+import torch
+
+_THREADS = int(os.environ.get("DF_AGENT_TEST_THREADS", "1"))
 
 
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
-    import torch
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(_THREADS)
     yield

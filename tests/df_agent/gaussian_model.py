@@ -41,6 +41,8 @@ class GaussianOptimalModel(torch.nn.Module):
         eye = torch.eye(self.mean.shape[0], dtype=torch.float64)
         gains = a.sqrt() * self.cov @ torch.linalg.inv(a * self.cov + (1 - a) * eye)
         offsets = a[:, :, 0].sqrt() * self.mean
+        if len(unique) == 1:  # the common case (full-sequence rows): one matrix product
+            return self.mean + (x_k.double() - offsets[0]) @ gains[0].T
         centred = x_k.double() - offsets[inverse]
         return self.mean + torch.einsum("...ij,...j->...i", gains[inverse], centred)
 

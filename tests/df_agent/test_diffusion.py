@@ -72,9 +72,9 @@ def test_resample_corner_case_renoises_from_x0():
 
 def _sample_gaussian(schedule: str, param: str, eta: float, steps: int) -> torch.Tensor:
     model = GaussianOptimalModel(MEAN, COV, schedule=schedule, param=param)
-    levels = steps_to_levels(full_sequence(4, steps), steps, 1000)
+    levels = steps_to_levels(full_sequence(2, steps), steps, 1000)
     generator = torch.Generator().manual_seed(0)
-    z = model.init_latent(torch.zeros(5000, 1))
+    z = model.init_latent(torch.zeros(4000, 1))
     result = sample(model, levels, z, config=SamplerConfig(eta=eta), generator=generator)
     return result.tokens.reshape(-1, 2).double()
 
