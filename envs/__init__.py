@@ -1,4 +1,4 @@
-"""df-agent environments. Importing this package registers the six maze2d ids with Gymnasium.
+"""df-agent environments. Importing this package registers the six maze2d ids and FrankaFruitSwap-v0.
 
 Only `gymnasium.register` runs here; MuJoCo and Gymnasium-Robotics load when an env is made.
 """
@@ -25,3 +25,5 @@ def _register_maze2d() -> None:
 
 
 _register_maze2d()
+
+import envs.franka_swap  # noqa: E402,F401  (registers FrankaFruitSwap-v0; light, like the above)
