@@ -6,6 +6,11 @@ and then, every step, `policy.act(observations [B, 4]) -> actions [B, 2]`. Goals
 (also in the multi-goal envs), so a policy that counts its own `act` calls knows the steps remaining
 (T - calls). Episode i always uses seed `seed + i` (passed as `episode_seeds` so stochastic policies can seed
 per episode), so results do not depend on the batch size.
+
+Normalisation: `normalized_score_*` uses the references measured on the env id itself (expert ~100, random ~0
+in all six envs). `normalized_score_*_single_goal_refs` uses the single-goal maze's references, as D4RL,
+Diffuser and the paper normalised their Multi2D rows: compare with Table 1 through that field (on single-goal
+ids both are the same number).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from envs.maze2d.maps import parse_env_id
-from envs.maze2d.reference_scores import normalized_score, reference_scores
+from envs.maze2d.reference_scores import normalized_score, reference_scores_for_env, single_goal_reference_scores
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,11 @@ class EvaluationResult:
     policy: str
     episodes: int
     seed: int
-    normalized_score_mean: float
+    normalized_score_mean: float  # against this env id's own references
     normalized_score_std: float
+    # Against the single-goal maze's references (paper / D4RL protocol for Multi2D; Table 1 comparisons use these).
+    normalized_score_mean_single_goal_refs: float
+    normalized_score_std_single_goal_refs: float
     return_mean: float
     return_std: float
     success_rate: float
@@ -57,6 +65,8 @@ class EvaluationResult:
     first_reach_success_mean: float | None
     ref_min_score: float
     ref_max_score: float
+    single_goal_ref_min_score: float
+    single_goal_ref_max_score: float
     reference_protocol: str  # which measured ref_max normalises the score: "d4rl" or "replanning"
     max_episode_steps: int
     episode_returns: list[float]
@@ -96,6 +106,13 @@ class EvaluationResult:
             ("mean first reach", f"{self.mean_first_reach:.1f} steps"),
             ("ref min / max", f"{self.ref_min_score:.2f} / {self.ref_max_score:.2f} ({self.reference_protocol})"),
         ]
+        if self.env_id.endswith("-multi-v0"):
+            rows += [
+                ("score, single-goal refs", f"{self.normalized_score_mean_single_goal_refs:.1f} ± "
+                 f"{self.normalized_score_std_single_goal_refs:.1f} (paper's Multi2D normalisation)"),
+                ("single-goal ref min / max", f"{self.single_goal_ref_min_score:.2f} / "
+                 f"{self.single_goal_ref_max_score:.2f}"),
+            ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -132,7 +149,8 @@ def evaluate(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    ref_min, ref_max = reference_scores(spec.name, reference_protocol)
+    ref_min, ref_max = reference_scores_for_env(env_id, reference_protocol)
+    single_ref_min, single_ref_max = single_goal_reference_scores(env_id, reference_protocol)
     max_steps = spec.episode_steps
     batch_size = min(num_envs, episodes)
     env_list = [gym.make(env_id) for _ in range(batch_size)]
@@ -212,6 +230,7 @@ def evaluate(
 
     returns_all = np.array([r.episode_return for r in records])
     scores_all = np.array([r.normalized_score for r in records])
+    scores_single_goal_refs = normalized_score(returns_all, single_ref_min, single_ref_max)
     reach = [r.first_reach for r in records if r.first_reach is not None]
     result = EvaluationResult(
         env_id=env_id,
@@ -220,6 +239,8 @@ def evaluate(
         seed=seed,
         normalized_score_mean=float(scores_all.mean()),
         normalized_score_std=float(scores_all.std()),
+        normalized_score_mean_single_goal_refs=float(scores_single_goal_refs.mean()),
+        normalized_score_std_single_goal_refs=float(scores_single_goal_refs.std()),
         return_mean=float(returns_all.mean()),
         return_std=float(returns_all.std()),
         success_rate=float(np.mean([r.success for r in records])),
@@ -227,6 +248,8 @@ def evaluate(
         first_reach_success_mean=float(np.mean(reach)) if reach else None,
         ref_min_score=ref_min,
         ref_max_score=ref_max,
+        single_goal_ref_min_score=single_ref_min,
+        single_goal_ref_max_score=single_ref_max,
         reference_protocol=reference_protocol,
         max_episode_steps=max_steps,
         episode_returns=returns_all.tolist(),

@@ -1,15 +1,19 @@
-"""Reference returns for normalised scores, measured the D4RL way on our environments.
+"""Reference returns for normalised scores, measured the D4RL way on each of our six environments.
 
 ref_min = mean return of the uniform random policy, ref_max = mean return of the noise-free waypoint
-controller, 100 seeded episodes each (seeds 0..99) on the single-goal env of the maze; the multi-goal envs
-share them, as in the paper. Two ref_max protocols are measured (docs/maze2d.md, "Reference scores"):
+controller, 100 seeded episodes each (seeds 0..99), measured on the env id itself and stored per env id in
+`reference_scores.json`. Two ref_max protocols are measured (docs/maze2d.md, "Reference scores"):
 
 - "d4rl" (default): D4RL's own reference procedure, one controller reused over the 100 episodes, re-planning
-  only when the target changes (never, for a fixed goal). This reproduces D4RL's published ref_max on our
-  envs, so normalised scores are comparable with the paper's Table 1.
+  only when the target changes. On a single-goal env that is never, and this reproduces D4RL's published
+  ref_max on our envs. On a multi-goal env the goal changes every episode, so it re-plans every episode.
 - "replanning": a controller that plans afresh every episode (the stronger expert; `--policy expert`).
+  On a multi-goal env both protocols are the same run.
 
-`python -m envs.maze2d.reference_scores [--maze umaze ...]` re-measures and rewrites `reference_scores.json`.
+D4RL, Diffuser and the paper normalised their Multi2D rows with the single-goal maze's references;
+`single_goal_reference_scores` gives those (the runner reports both scores).
+
+`python -m envs.maze2d.reference_scores [--env ENV_ID ...]` re-measures and rewrites `reference_scores.json`.
 """
 
 from __future__ import annotations
@@ -23,33 +27,47 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.maze2d.maps import MAZES, env_id_for, get_maze
+from envs.maze2d.maps import ENV_IDS, env_id_for, get_maze, parse_env_id
 
 log = logging.getLogger(__name__)
 REFERENCE_FILE = Path(__file__).with_name("reference_scores.json")
+PROTOCOLS = ("d4rl", "replanning")
+DEFAULT_PROTOCOL = "d4rl"
 
 
 def load_reference_scores(path: Path = REFERENCE_FILE) -> dict[str, dict]:
+    """The measured references, keyed by env id ({} if the file does not exist)."""
     if not path.exists():
         return {}
     return json.loads(path.read_text())
 
 
-PROTOCOLS = ("d4rl", "replanning")
-DEFAULT_PROTOCOL = "d4rl"
+def reference_scores_for_env(env_id: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[float, float]:
+    """(ref_min, ref_max) measured on `env_id` itself; D4RL's published values (with a warning) if not measured."""
+    spec, _ = parse_env_id(env_id)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"reference protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    measured = load_reference_scores().get(env_id)
+    if measured is None:
+        log.warning("no measured reference scores for %s in %s; using D4RL's published ones", env_id, REFERENCE_FILE)
+        return spec.d4rl_ref_min_score, spec.d4rl_ref_max_score
+    key = "ref_max_score" if protocol == "d4rl" else "ref_max_score_replanning"
+    try:
+        return float(measured["ref_min_score"]), float(measured[key])
+    except KeyError as error:
+        raise ValueError(f"{REFERENCE_FILE}: entry {env_id!r} lacks key {error}") from None
+
+
+def single_goal_reference_scores(env_id: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[float, float]:
+    """(ref_min, ref_max) of the single-goal env of `env_id`'s maze: how D4RL/Diffuser/the paper scored Multi2D."""
+    spec, _ = parse_env_id(env_id)
+    return reference_scores_for_env(env_id_for(spec.name), protocol)
 
 
 def reference_scores(maze: str, protocol: str = DEFAULT_PROTOCOL) -> tuple[float, float]:
-    """(ref_min, ref_max) measured on our env; D4RL's published values (with a warning) if not measured yet."""
-    spec = get_maze(maze)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"reference protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    measured = load_reference_scores().get(maze)
-    if measured is None:
-        log.warning("no measured reference scores for %s; using D4RL's published ones", maze)
-        return spec.d4rl_ref_min_score, spec.d4rl_ref_max_score
-    key = "ref_max_score" if protocol == "d4rl" else "ref_max_score_replanning"
-    return float(measured["ref_min_score"]), float(measured[key])
+    """(ref_min, ref_max) of the single-goal env of `maze` (the references a maze's dataset metadata carries)."""
+    get_maze(maze)  # unknown maze names fail here with a clear message
+    return reference_scores_for_env(env_id_for(maze), protocol)
 
 
 def normalized_score(returns: np.ndarray | float, ref_min: float, ref_max: float) -> np.ndarray:
@@ -59,19 +77,22 @@ def normalized_score(returns: np.ndarray | float, ref_min: float, ref_max: float
     return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
 
 
-def measure_reference_scores(maze: str, episodes: int = 100, seed: int = 0) -> dict:
+def measure_reference_scores(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
     from envs.evaluation import evaluate
     from envs.maze2d.expert import ExpertPolicy
     from policies.random_policy import RandomPolicy
 
-    env_id = env_id_for(maze)
+    spec, multi_goal = parse_env_id(env_id)
     random_result = evaluate(RandomPolicy(seed=seed), env_id, episodes, seed, progress=False)
-    replanning = evaluate(ExpertPolicy(maze, seed=seed), env_id, episodes, seed, progress=False)
+    replanning = evaluate(ExpertPolicy(spec.name, seed=seed), env_id, episodes, seed, progress=False)
     # D4RL's reference script runs its one controller through the episodes in sequence: one env at a time.
-    d4rl = evaluate(ExpertPolicy(maze, seed=seed, replan="goal_change"), env_id, episodes, seed, num_envs=1,
+    # On a multi-goal env every episode brings a new goal, so it re-plans every episode (same run as replanning).
+    d4rl = evaluate(ExpertPolicy(spec.name, seed=seed, replan="goal_change"), env_id, episodes, seed, num_envs=1,
                     progress=False)
     return {
         "env_id": env_id,
+        "maze": spec.name,
+        "multi_goal": multi_goal,
         "episodes": episodes,
         "seed": seed,
         "ref_min_score": float(np.mean(random_result.episode_returns)),
@@ -80,31 +101,37 @@ def measure_reference_scores(maze: str, episodes: int = 100, seed: int = 0) -> d
         "random_return_std": float(np.std(random_result.episode_returns)),
         "expert_return_std": float(np.std(d4rl.episode_returns)),
         "replanning_expert_return_std": float(np.std(replanning.episode_returns)),
-        "d4rl_ref_min_score": get_maze(maze).d4rl_ref_min_score,
-        "d4rl_ref_max_score": get_maze(maze).d4rl_ref_max_score,
+        "d4rl_ref_min_score": spec.d4rl_ref_min_score,
+        "d4rl_ref_max_score": spec.d4rl_ref_max_score,
     }
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the file is package data everyone reads
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--maze", choices=list(MAZES), nargs="+", default=list(MAZES))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", choices=list(ENV_IDS), nargs="+", default=list(ENV_IDS))
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     scores = load_reference_scores()
-    for maze in args.maze:
-        scores[maze] = measure_reference_scores(maze, args.episodes, args.seed)
-        log.info("%s: %s", maze, scores[maze])
-    _write_json_atomic(REFERENCE_FILE, scores)
+    for env_id in args.env:
+        scores[env_id] = measure_reference_scores(env_id, args.episodes, args.seed)
+        log.info("%s: %s", env_id, scores[env_id])
+        _write_json_atomic(REFERENCE_FILE, scores)  # after every env, so an interrupted run keeps what it measured
     return 0
 
 

@@ -46,6 +46,20 @@ def test_eval_maze2d_cli_expert(tmp_path, capsys) -> None:
     assert "normalized score" in capsys.readouterr().out
 
 
+def test_eval_maze2d_cli_multi_goal_reports_both_normalisations(tmp_path, capsys) -> None:
+    out = tmp_path / "multi.json"
+    args = ["eval", "maze2d", "--env", "maze2d-umaze-multi-v0", "--policy", "random", "--episodes", "2"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    payload = json.loads(out.read_text())
+    assert set(payload) >= CONTRACT_KEYS | {
+        "normalized_score_mean_single_goal_refs",
+        "normalized_score_std_single_goal_refs",
+    }
+    assert payload["env_id"] == "maze2d-umaze-multi-v0" and len(payload["episode_returns"]) == 2
+    assert payload["single_goal_ref_max_score"] != payload["ref_max_score"]
+    assert "single-goal refs" in capsys.readouterr().out
+
+
 def test_eval_maze2d_cli_errors(tmp_path, capsys) -> None:
     assert main(["eval", "maze2d", "--env", "maze2d-tiny-v0", "--policy", "random", "--episodes", "1"]) == 1
     assert "unknown maze2d env id" in capsys.readouterr().err
