@@ -1,0 +1,102 @@
+"""The video DF unit: interface, shapes, the three training modes and a loss that goes down."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from df_agent.checkpoint import load_checkpoint, save_checkpoint
+from df_agent.video.config import VideoModelConfig, gpu_64_config, tiny_config
+from df_agent.video.frames import frames_to_tokens, tokens_to_frames
+from df_agent.video.model import VideoDFModel
+
+
+def _video(batch: int = 2, frames: int = 8) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    # Smooth moving gradients: learnable structure, unlike pure noise.
+    t = torch.arange(frames)[None, :, None, None, None]
+    x = torch.arange(32)[None, None, None, :, None]
+    y = torch.arange(32)[None, None, :, None, None]
+    phase = torch.randint(0, 32, (batch, 1, 1, 1, 1), generator=generator)
+    channel = torch.tensor([1.0, 0.5, 0.2])[None, None, None, None, :]
+    return (127 + 120 * torch.sin((x + y + 3 * t + phase) / 5.0) * channel).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_tokens_round_trip_and_stack_frames() -> None:
+    video = _video(2, 8)
+    tokens = frames_to_tokens(video, frame_stack=2)
+    assert tokens.shape == (2, 4, 6, 32, 32) and tokens.min() >= -1 and tokens.max() <= 1
+    assert torch.equal(tokens_to_frames(tokens, 2), video)
+    with pytest.raises(ValueError, match="stacked"):
+        frames_to_tokens(video[:, :7], 2)
+
+
+def test_unit_interface_shapes() -> None:
+    model = VideoDFModel(tiny_config())
+    z0 = model.init_latent(3)
+    assert z0.shape == (3, 4, 16, 16)  # latent at the folded 16x16 resolution
+    x = torch.randn(3, *model.token_shape)
+    z, x0_hat = model.step(z0, x, torch.tensor([0, 500, 1000]))
+    assert z.shape == z0.shape and x0_hat.shape == x.shape and x0_hat.abs().max() <= 1
+    latents, estimates = model.forward_sequence(z0, torch.randn(3, 5, *model.token_shape),
+                                                torch.full((3, 5), 10))
+    assert latents.shape == (3, 5, *z0.shape[1:]) and estimates.shape == (3, 5, *model.token_shape)
+    with pytest.raises(ValueError, match="tokens must be"):
+        model.step(z0, torch.randn(3, 5, 32, 32), 0)
+
+
+def test_configs_round_trip_and_reject_bad_values() -> None:
+    for config in (tiny_config(), VideoModelConfig(), gpu_64_config()):
+        assert VideoModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="training_mode"):
+        tiny_config(training_mode="magic")
+    with pytest.raises(ValueError, match="unknown"):
+        VideoModelConfig.from_dict({"resolution": 32, "colour": "red"})
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model = VideoDFModel(tiny_config(training_mode="full_sequence"))
+    save_checkpoint(tmp_path / "ckpt", model)
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert isinstance(loaded, VideoDFModel) and loaded.config == model.config
+    x = torch.randn(1, *model.token_shape)
+    expected = model.eval().step(model.init_latent(1), x, 7)[1]
+    torch.testing.assert_close(loaded.step(loaded.init_latent(1), x, 7)[1], expected)
+
+
+def test_full_sequence_mode_shares_levels_and_df_does_not() -> None:
+    torch.manual_seed(0)
+    full = VideoDFModel(tiny_config(training_mode="full_sequence")).sample_levels(4, 6)
+    assert (full == full[:, :1]).all()
+    independent = VideoDFModel(tiny_config()).sample_levels(4, 6)
+    assert not (independent == independent[:, :1]).all()
+
+
+@pytest.mark.parametrize("mode", ["diffusion_forcing", "teacher_forcing", "full_sequence"])
+def test_a_few_training_steps_reduce_the_loss(mode: str) -> None:
+    torch.manual_seed(0)
+    model = VideoDFModel(tiny_config(training_mode=mode))
+    batch = {"video": _video(4, 8), "levels": torch.tensor([[100, 300, 500, 700]] * 4)}
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def evaluate() -> float:
+        torch.manual_seed(123)  # the same noise every time: the loss is a deterministic function of the weights
+        with torch.no_grad():
+            return model.loss(batch)[0].item()
+
+    before = evaluate()
+    for step in range(15):
+        torch.manual_seed(step)
+        loss, metrics = model.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        assert set(metrics) == {"loss", "mse"}
+    assert evaluate() < 0.85 * before
+
+
+def test_loss_rejects_missing_video() -> None:
+    with pytest.raises(KeyError, match="video"):
+        VideoDFModel(tiny_config()).loss({"frames": torch.zeros(1)})
+    with pytest.raises(ValueError, match="pixels"):
+        VideoDFModel(tiny_config()).loss({"video": torch.zeros(1, 8, 16, 16, 3, dtype=torch.uint8)})
