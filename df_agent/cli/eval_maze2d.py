@@ -27,9 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reference",
         choices=("d4rl", "replanning"),
         default="d4rl",
-        help="ref_max protocol for the normalised score (docs/maze2d.md); d4rl matches the paper's normalisation",
+        help="ref_max protocol (docs/maze2d.md): d4rl = D4RL's reference run. Scores use the env id's own references; "
+        "multi-goal results also carry normalized_score_*_single_goal_refs, the paper's Table 1 normalisation",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    planner = parser.add_argument_group("DF checkpoint planner (ignored for random / expert)")
+    planner.add_argument("--planner", default="df",
+                         choices=("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd"),
+                         help="planner preset run on the checkpoint's model (planners/baselines.py)")
+    planner.add_argument("--guidance-scale", type=float, default=None, help="goal guidance scale (default: preset)")
+    planner.add_argument("--mcg-samples", type=int, default=None, help="Monte Carlo Guidance samples (1 = off)")
+    planner.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps per token (default: 50)")
 
 
 def shipped_checkpoint_dir(env_id: str) -> Path:
@@ -40,21 +48,38 @@ def shipped_checkpoint_dir(env_id: str) -> Path:
     return Path(__file__).resolve().parents[1] / "checkpoints" / f"maze2d-{spec.name}"
 
 
-def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int) -> Any:
-    """Hook: build the DF MPC policy from a checkpoint directory (config.json + model.safetensors)."""
+def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int,
+                           planner_options: dict[str, Any] | None = None) -> Any:
+    """Build the DF MPC policy from a checkpoint directory (config.json + model.safetensors).
+
+    planner_options: `planner` (a preset name of planners/baselines.py, default "df") and DFPlannerConfig
+    overrides such as `guidance_scale`, `mcg_samples`, `sampling_steps` (None values keep the preset's).
+    """
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} does not exist")
     missing = [name for name in ("config.json", "model.safetensors") if not (checkpoint_dir / name).exists()]
     if missing:
         raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} lacks {', '.join(missing)}")
-    raise RuntimeError(
-        f"loading a DF planner from {checkpoint_dir} is not implemented yet (it arrives with the maze2d "
-        "planner/MPC work); use --policy random or --policy expert for now"
-    )
+    from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
+    from envs.maze2d.maps import parse_env_id
+    from policies.mpc import MPCPolicy
+
+    config = read_checkpoint_config(checkpoint_dir)
+    if config.get("model_type") != "df_lowdim":
+        raise ValueError(f"{checkpoint_dir} holds a {config.get('model_type')!r} model; maze2d planning needs a "
+                         "'df_lowdim' DFModel checkpoint (df-agent train maze2d)")
+    spec, _ = parse_env_id(env_id)
+    trained_maze = config.get("metadata", {}).get("maze")
+    if trained_maze is not None and trained_maze != spec.name:
+        raise ValueError(f"{checkpoint_dir} was trained on maze {trained_maze!r} but {env_id} is maze {spec.name!r}")
+    options = dict(planner_options or {})
+    name = options.pop("planner", None) or "df"
+    model = load_checkpoint(checkpoint_dir)
+    return MPCPolicy.from_preset(name, model, seed=seed, **options)
 
 
-def build_policy(name: str, env_id: str, seed: int) -> Any:
+def build_policy(name: str, env_id: str, seed: int, planner_options: dict[str, Any] | None = None) -> Any:
     from envs.maze2d.maps import parse_env_id
 
     parse_env_id(env_id)  # unknown ids fail here, before anything is built
@@ -76,10 +101,10 @@ def build_policy(name: str, env_id: str, seed: int) -> Any:
             raise FileNotFoundError(
                 f"no shipped checkpoint for {env_id} at {checkpoint}; pass --policy random, expert or a checkpoint dir"
             )
-        return load_checkpoint_policy(checkpoint, env_id, seed)
+        return load_checkpoint_policy(checkpoint, env_id, seed, planner_options)
     path = Path(name)
     if path.exists():
-        return load_checkpoint_policy(path, env_id, seed)
+        return load_checkpoint_policy(path, env_id, seed, planner_options)
     raise ValueError(
         f"--policy {name!r} is neither random, expert, expert-d4rl, default nor an existing checkpoint directory"
     )
@@ -90,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = build_policy(args.policy, args.env, args.seed)
+    planner_options = {"planner": getattr(args, "planner", None),
+                       "guidance_scale": getattr(args, "guidance_scale", None),
+                       "mcg_samples": getattr(args, "mcg_samples", None),
+                       "sampling_steps": getattr(args, "sampling_steps", None)}
+    policy = build_policy(args.policy, args.env, args.seed, planner_options)
     plot = args.plot
     if plot is None and args.out is not None:
         plot = args.out.with_suffix(".png")

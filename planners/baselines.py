@@ -1,0 +1,78 @@
+"""Named planner settings for a fair comparison on one trained model (the columns of Table 1).
+
+| name           | schedule        | MCG | executes                   | replans          |
+|----------------|-----------------|-----|----------------------------|------------------|
+| `df`           | pyramid         | yes | its own diffused actions   | every token      |
+| `df-no-mcg`    | pyramid         | no  | its own diffused actions   | every token      |
+| `df-ar`        | autoregressive  | no  | its own diffused actions   | every token      |
+| `full-sequence`| full sequence   | no  | its own diffused actions   | every token      |
+| `diffuser-pd`  | full sequence   | no  | PD tracking of its states  | once, at t = 0   |
+
+`full-sequence` is the "Diffuser, diffused actions" column: every token sits at one noise level, as in
+Diffuser, on the same DF model (a causal model sampled like a full-sequence one), guided by the same goal
+reward. `diffuser-pd` is the "Diffuser*" column: like Diffuser on maze2d it plans once at the start of the
+episode over the whole episode and ignores its own actions, tracking the planned states with Diffuser's
+hand-written controller a = (wp_pos - pos) + (wp_vel - vel). (Diffuser fixes the goal by inpainting the last
+state; a causal DF model cannot be inpainted at its end, so the goal enters through the same guidance reward
+as for DF.) MCG is off for the full-sequence presets because with all tokens at one level no token is left
+uncertain to sample futures of.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from planners.df_planner import DFPlanner, DFPlannerConfig
+
+
+@dataclass(frozen=True)
+class PlannerPreset:
+    name: str
+    description: str
+    planner: dict[str, Any] = field(default_factory=dict)  # DFPlannerConfig fields
+    execution: str = "actions"  # "actions": execute the plan's actions; "pd": track its states
+    replan_once: bool = False  # plan once per episode over its whole length (Diffuser's protocol)
+
+
+PRESETS: dict[str, PlannerPreset] = {
+    preset.name: preset
+    for preset in (
+        PlannerPreset("df", "Diffusion Forcing: pyramid schedule, goal guidance, Monte Carlo Guidance",
+                      {"schedule": "pyramid", "mcg_samples": 4}),
+        PlannerPreset("df-no-mcg", "Diffusion Forcing without Monte Carlo Guidance",
+                      {"schedule": "pyramid", "mcg_samples": 1}),
+        PlannerPreset("df-ar", "Diffusion Forcing with the autoregressive schedule",
+                      {"schedule": "autoregressive", "mcg_samples": 1}),
+        PlannerPreset("full-sequence", "full-sequence sampling (Diffuser-style), executing its diffused actions",
+                      {"schedule": "full_sequence", "mcg_samples": 1}),
+        PlannerPreset("diffuser-pd", "full-sequence plan at t=0 tracked by Diffuser's PD controller (Diffuser*)",
+                      {"schedule": "full_sequence", "mcg_samples": 1}, execution="pd", replan_once=True),
+    )
+}
+
+
+def get_preset(name: str) -> PlannerPreset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def make_planner(name: str, model: Any, **overrides: Any) -> DFPlanner:
+    """The DFPlanner of a named preset; `overrides` replace DFPlannerConfig fields (e.g. guidance_scale)."""
+    preset = get_preset(name)
+    values = {**preset.planner, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        config = DFPlannerConfig(**values)
+    except TypeError as error:
+        raise ValueError(f"bad planner override for {name!r}: {error}") from error
+    return DFPlanner(model, config)
+
+
+def pd_tracking_action(waypoint: np.ndarray, observation: np.ndarray) -> np.ndarray:
+    """Diffuser's maze2d controller: a = (wp_pos - pos) + (wp_vel - vel); waypoint, observation [B, 4]."""
+    waypoint = np.asarray(waypoint, dtype=np.float64)
+    observation = np.asarray(observation, dtype=np.float64)
+    return (waypoint[:, :2] - observation[:, :2]) + (waypoint[:, 2:4] - observation[:, 2:4])

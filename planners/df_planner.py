@@ -1,0 +1,263 @@
+"""The Diffusion Forcing planner (section 3.4, appendix B.5/B.7) over a low-dimensional `DFModel`.
+
+One call plans H tokens for a batch of environments:
+1. the current observation starts the latent, `z0 = init_latent(obs, level)`: level 0 when trusted, k > 0
+   when the caller flags it noisy (brought to the model's level-k input convention, see `noisy_context`),
+   K when missing (then pure noise replaces it, so its value cannot leak in); optional executed history
+   tokens are then run through the latent (`encode_context`);
+2. Algorithm 2 runs a scheduling matrix over the H tokens: the pyramid (near tokens denoised first, the
+   future kept uncertain), autoregressive, or full-sequence (all tokens at one level);
+3. after every row, goal guidance pushes the plan up the flexible-horizon reward
+   J = -sum_t ||p_t - g|| over every predicted frame (any step may be the one that reaches the goal), computed
+   on the unnormalised positions of the model's clean estimate, optionally averaged over `mcg_samples`
+   futures (Monte Carlo Guidance).
+The plan's actions are the model's own diffused actions (the paper executes them directly).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from df_agent.sampler import SamplerConfig, encode_context, sample
+from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
+from planners.base import History, Plan
+
+SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
+NOISY_CONTEXT = ("scale", "renoise")
+OBS_DIM = 4  # maze2d frame layout: [x, y, vx, vy, ax, ay]
+ACTION_DIM = 2
+
+
+@dataclass
+class DFPlannerConfig:
+    schedule: str = "pyramid"  # "pyramid", "autoregressive" or "full_sequence"
+    sampling_steps: int = 50  # DDIM steps per token (B.6: 50 for non-video domains)
+    uncertainty_scale: float = 1.0  # pyramid: token t starts t * u rows after token 0
+    # 0 disables goal guidance. The reward sums distances (env units) over every frame, so the scale is small:
+    # with a briefly trained umaze model 0.03-0.05 kept plans out of walls while >= 0.1 pulled them through
+    # (docs/maze2d_results.md, preliminary measurements).
+    guidance_scale: float = 0.05
+    mcg_samples: int = 4  # Monte Carlo Guidance futures (1 = plain guidance)
+    guidance_weighting: str = "sigma"  # per-token guidance step factor, see SamplerConfig
+    guidance_grad_clip: float | None = None
+    default_horizon: int = 30  # tokens planned when the caller gives no horizon
+    eta: float = 0.0  # DDIM eta (0 = deterministic given the initial noise)
+    stay_policy: str = "copy"
+    seed: int | None = 0  # seeds the planner's own generator (None: torch's global generator)
+    # How an observation flagged noisy (0 < k < K) enters the model, whose level-k inputs are
+    # sqrt(a_k) x + sqrt(1 - a_k) eps: "scale" = it already carries that noise, only scale it by sqrt(a_k);
+    # "renoise" = add fresh noise up to level k (for an observation that is distrusted but not itself noisy).
+    noisy_context: str = "scale"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.sampling_steps < 1:
+            raise ValueError(f"sampling_steps must be >= 1, got {self.sampling_steps}")
+        if self.uncertainty_scale < 0 or not math.isfinite(self.uncertainty_scale):
+            raise ValueError(f"uncertainty_scale must be a finite number >= 0, got {self.uncertainty_scale}")
+        if self.default_horizon < 1:
+            raise ValueError(f"default_horizon must be >= 1 token, got {self.default_horizon}")
+        if self.noisy_context not in NOISY_CONTEXT:
+            raise ValueError(f"noisy_context must be one of {NOISY_CONTEXT}, got {self.noisy_context!r}")
+        if not math.isfinite(self.guidance_scale):
+            raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
+        # Validates mcg_samples, eta, stay_policy and guidance_weighting with the sampler's own messages.
+        self.sampler_config()
+
+    def sampler_config(self) -> SamplerConfig:
+        return SamplerConfig(
+            eta=self.eta,
+            stay_policy=self.stay_policy,
+            guidance_scale=self.guidance_scale,
+            guidance_weighting=self.guidance_weighting,
+            mcg_samples=self.mcg_samples,
+            guidance_grad_clip=self.guidance_grad_clip,
+        )
+
+
+def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertainty_scale: float = 1.0) -> Tensor:
+    """The sampling-step matrix [rows, num_tokens] (entries 0..num_steps) of a named schedule."""
+    if schedule == "pyramid":
+        return pyramid(num_tokens, num_steps, uncertainty_scale)
+    if schedule == "autoregressive":
+        return autoregressive(num_tokens, num_steps)
+    if schedule == "full_sequence":
+        return full_sequence(num_tokens, num_steps)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+def frame_stack_of(model: Any) -> int:
+    """Frames per token: recorded in the model's token_spec, else token_dim / 6 (maze2d frames)."""
+    spec = getattr(model.config, "token_spec", {}) or {}
+    token_dim = int(model.config.token_dim)
+    frame_stack = int(spec.get("frame_stack", token_dim // (OBS_DIM + ACTION_DIM)))
+    if frame_stack < 1 or frame_stack * (OBS_DIM + ACTION_DIM) != token_dim:
+        raise ValueError(f"model token_dim {token_dim} is not frame_stack x {OBS_DIM + ACTION_DIM} maze2d frames "
+                         f"(token_spec: {spec})")
+    return frame_stack
+
+
+def goal_reward(frames_xy: Tensor, goal: Tensor) -> Tensor:
+    """The flexible-horizon goal reward of B.5: -sum over frames of ||p_t - g||. frames_xy [B, F, 2], goal [B, 2]."""
+    return -(frames_xy - goal[:, None, :]).norm(dim=-1).sum(dim=1)
+
+
+class DFPlanner:
+    """Batched DF planning over a trained `DFModel` whose tokens are frame-stacked maze2d frames."""
+
+    def __init__(self, model: Any, config: DFPlannerConfig | None = None) -> None:
+        self.model = model
+        self.config = config or DFPlannerConfig()
+        self.frame_stack = frame_stack_of(model)
+        if int(model.config.context_dim) != OBS_DIM:
+            raise ValueError(f"DFPlanner needs a model whose context is the {OBS_DIM}-d observation, "
+                             f"got context_dim {model.config.context_dim}")
+        parameter = next(model.parameters())
+        self.device, self.dtype = parameter.device, parameter.dtype
+        self.generator: torch.Generator | None = None
+        if self.config.seed is not None:
+            self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.model.num_levels)
+
+    def reseed(self, seed: int) -> None:
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    # -- the pieces ----------------------------------------------------------------------------------------
+    def context_levels(self, noise_level: int | np.ndarray, batch: int) -> Tensor:
+        levels = torch.as_tensor(np.asarray(noise_level), device=self.device)
+        if levels.dtype.is_floating_point:
+            if not bool((levels == levels.round()).all()):
+                raise ValueError(f"noise_level must hold integer levels 0..{self.num_levels}, got {noise_level}")
+            levels = levels.round()
+        levels = levels.long()
+        if levels.dim() == 0:
+            levels = levels.expand(batch)
+        if tuple(levels.shape) != (batch,):
+            raise ValueError(f"noise_level must be an int or an array of shape ({batch},), got {tuple(levels.shape)}")
+        if int(levels.min()) < 0 or int(levels.max()) > self.num_levels:
+            raise ValueError(f"noise_level entries must be in 0..{self.num_levels} (K = missing), got "
+                             f"{levels.tolist()}")
+        return levels.clone()
+
+    def initial_latent(self, observation: Tensor, levels: Tensor) -> Tensor:
+        """z0 from observations [B, 4] trusted to `levels` [B] (0 clean, 0 < k < K noisy, K missing)."""
+        model = self.model
+        context = model.context_normalizer.normalize(observation)
+        noise = torch.randn(context.shape, generator=self.generator, device=self.device, dtype=self.dtype)
+        if self.config.noisy_context == "scale":
+            noisy = model.schedule.alpha_bar(levels, like=context).sqrt() * context
+        else:
+            noisy = model.schedule.q_sample(context, levels, noise)
+        noisy = noisy.to(self.dtype)
+        context = torch.where((levels > 0)[:, None], noisy, context)
+        # A missing observation is pure noise whatever its value (q_sample at K would still keep a trace of it).
+        context = torch.where((levels == self.num_levels)[:, None], noise, context)
+        return model.init_latent(context, levels)
+
+    def _start_latent(self, observation: Tensor, levels: Tensor, history: History | None) -> Tensor:
+        if history is None:
+            return self.initial_latent(observation, levels)
+        if bool((levels != 0).any()):
+            raise ValueError("with history, say how far to trust the observations through history.levels; "
+                             "noise_level must be 0")
+        start = self._tensor(history.start_observation, "history.start_observation", (observation.shape[0], OBS_DIM))
+        token_dim = int(self.model.config.token_dim)
+        tokens = self._tensor(history.tokens, "history.tokens", (observation.shape[0], None, token_dim))
+        z0 = self.initial_latent(start, torch.zeros_like(levels))
+        if tokens.shape[1] == 0:
+            return z0
+        history_levels = None
+        if history.levels is not None:
+            history_levels = torch.as_tensor(np.asarray(history.levels), device=self.device).long()
+        normalised = self.model.token_normalizer.normalize(tokens)
+        return encode_context(self.model, z0, normalised, history_levels, self.generator)
+
+    def levels_matrix(self, horizon: int) -> Tensor:
+        config = self.config
+        steps = scheduling_matrix(config.schedule, horizon, config.sampling_steps, config.uncertainty_scale)
+        return steps_to_levels(steps, config.sampling_steps, self.num_levels)
+
+    def _tensor(self, value: Any, name: str, shape: tuple[int | None, ...]) -> Tensor:
+        array = torch.as_tensor(np.asarray(value), device=self.device).to(self.dtype)
+        if array.dim() != len(shape) or any(w is not None and g != w for g, w in zip(array.shape, shape)):
+            want = tuple("*" if s is None else s for s in shape)
+            raise ValueError(f"{name} must have shape {want}, got {tuple(array.shape)}")
+        if not bool(torch.isfinite(array).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        return array
+
+    def _frames(self, tokens_normalised: Tensor) -> Tensor:
+        """Normalised tokens [B, H, D] -> unnormalised frames [B, H * fs, 6] (differentiable)."""
+        raw = self.model.token_normalizer.unnormalize(tokens_normalised)
+        return raw.reshape(raw.shape[0], -1, OBS_DIM + ACTION_DIM)
+
+    def guidance_fn(self, goal: Tensor):
+        batch = goal.shape[0]
+
+        def reward(x0_hat: Tensor) -> Tensor:
+            copies = x0_hat.shape[0] // batch  # Monte Carlo Guidance stacks the futures along the batch
+            frames = self._frames(x0_hat)
+            return goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
+
+        return reward
+
+    # -- the planner interface -----------------------------------------------------------------------------
+    def plan(
+        self,
+        observation: np.ndarray,
+        goal: np.ndarray | None = None,
+        horizon: int | None = None,
+        history: History | None = None,
+        noise_level: int | np.ndarray = 0,
+    ) -> Plan:
+        started = time.perf_counter()
+        raw = np.array(observation, dtype=np.float64, copy=True)
+        if raw.ndim != 2 or raw.shape[1] != OBS_DIM:
+            raise ValueError(f"observation must have shape (num_envs, {OBS_DIM}), got {raw.shape}")
+        levels = self.context_levels(noise_level, raw.shape[0])
+        # A missing observation may arrive as NaN; its value is never used, so do not reject it.
+        raw[levels.cpu().numpy() == self.num_levels] = 0.0
+        obs = self._tensor(raw, "observation", (None, OBS_DIM))
+        batch = obs.shape[0]
+        horizon = self.config.default_horizon if horizon is None else int(horizon)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1 token, got {horizon}")
+        goal_tensor = None if goal is None else self._tensor(goal, "goal", (batch, 2))
+        matrix = self.levels_matrix(horizon)
+        guidance = None
+        if goal_tensor is not None and self.config.guidance_scale != 0.0:
+            guidance = self.guidance_fn(goal_tensor)
+        with torch.no_grad():
+            z_start = self._start_latent(obs, levels, history)
+        result = sample(self.model, matrix, z_start.detach(), config=self.config.sampler_config(),
+                        guidance=guidance, generator=self.generator)
+        with torch.no_grad():
+            frames = self._frames(result.tokens.detach())
+            diagnostics: dict[str, Any] = {
+                "horizon_tokens": horizon,
+                "rows": result.rows,
+                "unit_evaluations": result.unit_evaluations,
+                "context_levels": levels.cpu().numpy(),
+                "guided": guidance is not None,
+                "planner": asdict(self.config),
+            }
+            if goal_tensor is not None:
+                diagnostics["goal_reward"] = goal_reward(frames[..., :2], goal_tensor).cpu().numpy()
+        frames_np = frames.cpu().double().numpy()
+        diagnostics["plan_time_s"] = time.perf_counter() - started
+        return Plan(
+            actions=frames_np[..., OBS_DIM:].copy(),
+            observations=frames_np[..., :OBS_DIM].copy(),
+            diagnostics=diagnostics,
+        )
