@@ -15,6 +15,7 @@ hidden 512, 4 MLP layers, K = 1000, x0-prediction.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -55,7 +56,13 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def replan_latency(model: DFModel, batch: int, tokens: int, steps: int, literal: bool, repeats: int) -> float:
+def precision_context(bf16: bool) -> contextlib.AbstractContextManager:
+    # bf16 autocast: matmuls in bfloat16 (AVX512-BF16 / AMX on CPU, tensor cores on GPU), the rest in fp32.
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def replan_latency(model: DFModel, batch: int, tokens: int, steps: int, literal: bool, repeats: int,
+                   bf16: bool = False) -> float:
     levels = steps_to_levels(pyramid(tokens, steps, 1.0), steps, model.num_levels)
     z0 = model.init_latent(torch.randn(batch, 4))
     x = torch.randn(batch, tokens, 60)
@@ -63,19 +70,20 @@ def replan_latency(model: DFModel, batch: int, tokens: int, steps: int, literal:
         return timed(lambda: literal_algorithm_2(model, levels, z0, x), repeats)
 
     def run() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), precision_context(bf16):
             sample(model, levels, z0, initial_tokens=x)
 
     return timed(run, repeats)
 
 
-def training_throughput(model: DFModel, batch: int, tokens: int, repeats: int) -> float:
+def training_throughput(model: DFModel, batch: int, tokens: int, repeats: int, bf16: bool = False) -> float:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     data = {"tokens": torch.randn(batch, tokens, 60), "context": torch.randn(batch, 4)}
 
     def step() -> None:
-        loss, _ = model.loss(data)
+        with precision_context(bf16):
+            loss, _ = model.loss(data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -105,18 +113,25 @@ def main() -> None:
         results[f"replan_b{batch}_literal_paper_s"] = replan_latency(paper, batch, tokens, steps, True, 1)
         results[f"replan_b{batch}_paper_s"] = replan_latency(paper, batch, tokens, steps, False, 2)
         results[f"replan_b{batch}_fast_s"] = replan_latency(fast, batch, tokens, steps, False, 2)
+        results[f"replan_b{batch}_fast_bf16_s"] = replan_latency(fast, batch, tokens, steps, False, 2, bf16=True)
     results["train_paper_tokens_per_s"] = training_throughput(paper, train_batch, tokens, 3)
     results["train_fast_tokens_per_s"] = training_throughput(fast, train_batch, tokens, 3)
+    results["train_fast_bf16_tokens_per_s"] = training_throughput(fast, train_batch, tokens, 3, bf16=True)
 
     print("\nreplan latency (pyramid, no guidance), seconds; speed-up vs literal Algorithm 2 on the paper unit")
-    print(f"{'batch':>5} {'literal/paper':>14} {'ours/paper':>11} {'ours/fast':>10} {'x paper':>8} {'x fast':>8}")
+    print(f"{'batch':>5} {'literal/paper':>14} {'ours/paper':>11} {'ours/fast':>10} {'fast+bf16':>10} "
+          f"{'x paper':>8} {'x fast':>8} {'x bf16':>8}")
     for batch in (1, 32):
         base = results[f"replan_b{batch}_literal_paper_s"]
         ours_p, ours_f = results[f"replan_b{batch}_paper_s"], results[f"replan_b{batch}_fast_s"]
-        print(f"{batch:5d} {base:14.3f} {ours_p:11.3f} {ours_f:10.3f} {base / ours_p:8.1f} {base / ours_f:8.1f}")
+        ours_b = results[f"replan_b{batch}_fast_bf16_s"]
+        print(f"{batch:5d} {base:14.3f} {ours_p:11.3f} {ours_f:10.3f} {ours_b:10.3f} {base / ours_p:8.1f} "
+              f"{base / ours_f:8.1f} {base / ours_b:8.1f}")
     paper_tps, fast_tps = results["train_paper_tokens_per_s"], results["train_fast_tokens_per_s"]
+    bf16_tps = results["train_fast_bf16_tokens_per_s"]
     print(f"\ntraining tokens/s (batch {train_batch} x {tokens} tokens): paper {paper_tps:,.0f}  "
-          f"fast {fast_tps:,.0f}  (x{fast_tps / paper_tps:.1f})")
+          f"fast {fast_tps:,.0f} (x{fast_tps / paper_tps:.1f})  "
+          f"fast+bf16 {bf16_tps:,.0f} (x{bf16_tps / paper_tps:.1f})")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

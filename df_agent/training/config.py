@@ -31,7 +31,7 @@ class TrainConfig:
     ema_decay: float | None = 0.999  # None disables EMA (checkpoints then hold the raw weights)
     ema_warmup: bool = True  # effective decay min(ema_decay, (1 + n) / (10 + n)) after n updates
     ema_start_step: int = 0  # before this step the EMA copies the weights instead of averaging
-    precision: str = "fp32"  # "fp32", or autocast "bf16" / "fp16" (CUDA only; fp16 uses a GradScaler)
+    precision: str = "fp32"  # "fp32", or autocast "bf16" (CPU or CUDA) / "fp16" (CUDA only, with a GradScaler)
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     seed: int = 0
     checkpoint_every: int = 1000  # 0: only the final checkpoint

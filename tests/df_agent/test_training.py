@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from training_testkit import NoisySines, TinyDenoiser, fitted_tiny_model
 
 from df_agent.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_config
+from df_agent.model import DFModel, DFModelConfig
 from df_agent.training import TensorBatchSource, TrainConfig, iterate_metrics, train
 from df_agent.training.ema import EMA
 from df_agent.training.lr_schedule import lr_factor
@@ -156,11 +157,23 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
         train(TinyDenoiser(), data, _config(steps=40, batch_size=32, log_every=10), tmp_path)
 
 
-def test_mixed_precision_falls_back_to_fp32_on_cpu(tmp_path, caplog):
+def test_fp16_falls_back_to_fp32_on_cpu(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="df_agent.training.loop"):
-        result = train(fitted_tiny_model(), NoisySines(), _config(steps=2, precision="bf16"), tmp_path)
+        result = train(fitted_tiny_model(), NoisySines(), _config(steps=2, precision="fp16"), tmp_path)
     assert "needs CUDA" in caplog.text
     assert read_checkpoint_config(result.final_checkpoint)["metadata"]["precision"] == "fp32"
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    model = DFModel(DFModelConfig(token_dim=3, context_dim=2, latent_dim=16, hidden_dim=32, mlp_layers=2,
+                                  backbone="fast"))
+    model.token_normalizer.fit(torch.randn(100, 3))
+    model.context_normalizer.fit(torch.randn(100, 2))
+    data = TensorBatchSource({"tokens": torch.randn(64, 6, 3), "context": torch.randn(64, 2)})
+    result = train(model, data, _config(steps=30, precision="bf16"), tmp_path)
+    assert read_checkpoint_config(result.final_checkpoint)["metadata"]["precision"] == "bf16"
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in result.losses)
+    assert result.losses[-1] < result.losses[0]
 
 
 def test_tensor_batch_source_and_validation(tmp_path):
