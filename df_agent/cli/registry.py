@@ -39,6 +39,7 @@ COMMANDS: list[CommandSpec] = [
     CommandSpec("forecast", "train", "df_agent.cli.forecast_train", "train the time-series DF model (GluonTS data)"),
     CommandSpec("forecast", "eval", "df_agent.cli.forecast_eval", "CRPS-sum of forecasting checkpoints on a test set"),
     CommandSpec("data", "maze2d", "df_agent.cli.data_maze2d", "generate the D4RL-style expert maze2d dataset (Minari)"),
+    CommandSpec("train", "maze2d", "df_agent.cli.train_maze2d", "train the DF planning model of a maze (Minari data)"),
     CommandSpec("eval", "maze2d", "df_agent.cli.eval_maze2d", "score a policy on a maze2d env: normalised score, JSON"),
     CommandSpec("data", "import-bags", "df_agent.cli.data_import_bags", "rosbag2 demos -> zarr replay buffer"),
     CommandSpec("data", "teleop-demos", "df_agent.cli.data_teleop_demos", "scripted fruit-swap demos as rosbags"),
