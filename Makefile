@@ -9,8 +9,7 @@ setup:
 	VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup
-	$(BIN)/df-agent train toy --out runs/toy
-	$(BIN)/df-agent eval maze2d --env maze2d-umaze-v0 --policy expert --episodes 10 --seed 0 --out runs/umaze_expert.json
+	$(BIN)/df-agent eval maze2d --env maze2d-umaze-v0 --episodes 20 --seed 0 --out runs/umaze_df.json
 
 lint: setup
 	$(BIN)/ruff check .
