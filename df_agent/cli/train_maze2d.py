@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     import torch
 
-    compute = {"wall_time_s": round(wall, 1), "steps": result.steps_completed, "batch_size": train_config.batch_size,
+    compute = {"wall_time_s": round(wall, 3), "steps": result.steps_completed, "batch_size": train_config.batch_size,
                "device": train_config.device if train_config.device != "auto" else
                ("cuda" if torch.cuda.is_available() else "cpu"),
                "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
@@ -127,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint(args.export, trained, metadata={**stored.get("metadata", {}), "compute": compute})
     summary = {"checkpoint": str(final), "export": str(args.export) if args.export else None,
                "steps": result.steps_completed, "stopped_early": result.stopped_early, "parameters": parameters,
-               "last_loss": result.losses[-1] if result.losses else None, "wall_time_s": round(wall, 1)}
+               "last_loss": result.losses[-1] if result.losses else None, "wall_time_s": round(wall, 3)}
     print(json.dumps(summary))
     return 0

@@ -105,6 +105,16 @@ class ProbeRobot(Node):
         self.events.append(json.loads(msg.data))
 
 
+def wait_for_target(executor: MultiThreadedExecutor, probe: ProbeRobot, pose: np.ndarray, since: int,
+                    timeout: float = 10.0) -> None:
+    """Spin until the probe has received a target equal to `pose` (index >= since), or `timeout` passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(np.allclose(target, pose, atol=1e-6) for _, target in probe.targets[since:]):
+            return
+        spin_for(executor, 0.05)
+
+
 def spin_for(executor: MultiThreadedExecutor, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -186,6 +196,8 @@ def scenario_lifecycle() -> dict[str, Any]:
     targets_while_active = len(probe.targets)
     ok.append(transition(Transition.TRANSITION_DEACTIVATE))
     states.append(state())
+    # On a loaded machine delivery can lag well behind the transition: wait for the hold itself.
+    wait_for_target(executor, probe, probe.pose.as_array(), since=targets_while_active)
     spin_for(executor, 0.5)
     after_deactivate = [t for _, t in probe.targets[targets_while_active:]]
     spin_for(executor, 0.5)
@@ -203,7 +215,8 @@ def scenario_lifecycle() -> dict[str, Any]:
     events_before = len(probe.events)
     ok.append(transition(Transition.TRANSITION_ACTIVE_SHUTDOWN))
     states.append(state())
-    spin_for(executor, 0.5)
+    wait_for_target(executor, probe, probe.pose.as_array(), since=before_shutdown)
+    spin_for(executor, 0.3)
     return {
         "states": states,
         "ok": ok,
