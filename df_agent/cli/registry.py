@@ -43,4 +43,6 @@ COMMANDS: list[CommandSpec] = [
     CommandSpec("eval", "maze2d", "df_agent.cli.eval_maze2d", "score a policy on a maze2d env: normalised score, JSON"),
     CommandSpec("data", "import-bags", "df_agent.cli.data_import_bags", "rosbag2 demos -> zarr replay buffer"),
     CommandSpec("data", "teleop-demos", "df_agent.cli.data_teleop_demos", "scripted fruit-swap demos as rosbags"),
+    CommandSpec("train", "teleop", "df_agent.cli.train_teleop", "train the DF imitation policy on teleop demos (zarr)"),
+    CommandSpec("eval", "teleop", "df_agent.cli.eval_teleop", "fruit-swap success rate of a DF imitation policy"),
 ]
