@@ -56,6 +56,7 @@ DEFAULT_MODEL_TYPES: dict[str, str] = {
     "video_df": "df_agent.video.model:VideoDFModel",
     "video_feature_encoder": "df_agent.video.encoder:FrameAutoencoder",
     "forecast_df_gru": "df_agent.forecasting.model:ForecastDF",
+    "df_imitation": "df_agent.imitation.model:ImitationDFModel",
 }
 _model_types: dict[str, str | type[nn.Module]] = dict(DEFAULT_MODEL_TYPES)
 

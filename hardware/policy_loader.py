@@ -8,6 +8,7 @@ until then an unknown kind is a clear error listing the kinds that can be loaded
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,9 @@ from hardware.scripted_policies import ReachTargetPolicy
 
 PolicyLoader = Callable[[Path, dict[str, Any]], Any]
 _LOADERS: dict[str, PolicyLoader] = {}
+# Kinds whose loader registers itself when its module is imported; imported on first use, so the node never
+# imports torch models it does not need.
+_LOADER_MODULES: dict[str, str] = {"df_imitation": "policies.df_imitation"}
 
 
 def register_policy_loader(kind: str, loader: PolicyLoader) -> None:
@@ -24,7 +28,7 @@ def register_policy_loader(kind: str, loader: PolicyLoader) -> None:
 
 
 def known_policy_kinds() -> list[str]:
-    return sorted(_LOADERS)
+    return sorted(set(_LOADERS) | set(_LOADER_MODULES))
 
 
 def load_policy(checkpoint: str | Path) -> Any:
@@ -43,6 +47,8 @@ def load_policy(checkpoint: str | Path) -> Any:
     kind = config.get("policy_type", config.get("model_type"))
     if kind is None:
         raise ValueError(f"{config_path}: no 'policy_type' (or 'model_type') key; cannot tell which policy it holds")
+    if kind not in _LOADERS and kind in _LOADER_MODULES:
+        importlib.import_module(_LOADER_MODULES[kind])
     loader = _LOADERS.get(kind)
     if loader is None:
         raise ValueError(

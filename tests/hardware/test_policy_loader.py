@@ -20,8 +20,8 @@ def test_reach_target_checkpoint_round_trip(tmp_path):
 
 
 def test_unknown_checkpoint_type_names_what_can_be_loaded(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "df_imitation", "token_dim": 10}))
-    with pytest.raises(ValueError, match="no policy loader for checkpoint type 'df_imitation'") as error:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "no_such_policy", "token_dim": 10}))
+    with pytest.raises(ValueError, match="no policy loader for checkpoint type 'no_such_policy'") as error:
         load_policy(tmp_path)
     assert "reach_target" in str(error.value) and "reach_target" in known_policy_kinds()
 

@@ -94,14 +94,14 @@ def test_deploy_cli_under_an_external_lifecycle_manager_with_ros_parameters(netn
     ("arguments", "message"),
     [
         (["--reach-target", "0.5", "0", "0.4", "--param", "bridge.control_rate_hz=-5"], "bridge.control_rate_hz"),
-        (["--checkpoint", "{unknown}"], "no policy loader for checkpoint type 'df_imitation'"),
+        (["--checkpoint", "{unknown}"], "no policy loader for checkpoint type 'no_such_policy'"),
         (["--reach-target", "0.5", "0", "0.4", "--config", "/nonexistent.yaml"], "/nonexistent.yaml does not exist"),
     ],
 )
 def test_deploy_cli_fails_cleanly_on_bad_input(netns_run, tmp_path, arguments, message):
     unknown = tmp_path / "unknown"
     unknown.mkdir()
-    (unknown / "config.json").write_text(json.dumps({"model_type": "df_imitation"}))
+    (unknown / "config.json").write_text(json.dumps({"model_type": "no_such_policy"}))
     arguments = [a.replace("{unknown}", str(unknown)) for a in arguments]
     proc = netns_run([sys.executable, "-m", "df_agent.cli.main", "deploy", "ros2", *arguments, "--duration", "1"])
     assert proc.returncode == 1, proc.stdout + proc.stderr
