@@ -95,7 +95,7 @@ class ProbeRobot(Node):
         stamp = self.get_clock().now().to_msg()
         for name, publisher in self._cameras.items():
             if self.publish_cameras[name]:
-                publisher.publish(numpy_to_image(np.full((48, 64, 3), 100, np.uint8), stamp, name))
+                publisher.publish(numpy_to_image(np.full((12, 16, 3), 100, np.uint8), stamp, name))
 
     def _on_target(self, msg: PoseStamped) -> None:
         pose = msg_to_pose(msg)

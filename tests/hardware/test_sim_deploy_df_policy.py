@@ -11,7 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.ros2
+# These run real DDS participants whose timers share one Python executor; on a busy 2-core machine a
+# scenario occasionally misses its timing window (the bridge sees stale state and holds), so a failed
+# scenario is re-run in a fresh process before it counts as a failure.
+pytestmark = [pytest.mark.ros2, pytest.mark.flaky(reruns=2, reruns_delay=1)]
 
 START = np.array([0.497, -0.004, 0.296])  # the simulated Panda's home end-effector position
 
