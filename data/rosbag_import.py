@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from data.replay_buffer import ReplayBuffer
+from df_agent.geometry import quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
 
 log = logging.getLogger(__name__)
 
@@ -490,34 +491,13 @@ def derive_actions(episode: dict[str, np.ndarray], action: ActionConfig) -> np.n
     target = episode[action.target_pose]
     following = np.concatenate([target[1:], target[-1:]])
     dpos = (following[:, :3] - target[:, :3]) / action.pos_scale
-    rot = np.stack([_quat_to_rotvec(_quat_mul(b, _quat_conj(a))) for a, b in zip(target[:, 3:], following[:, 3:])])
+    rot = np.stack([
+        quaternion_to_rotvec(quaternion_multiply(b, quaternion_conjugate(a)))
+        for a, b in zip(target[:, 3:], following[:, 3:])
+    ])
     gripper = episode[action.gripper][:, :1]
     gripper = np.concatenate([gripper[1:], gripper[-1:]])
     return np.concatenate([dpos, rot / action.rot_scale, gripper], axis=1).astype(np.float32)
-
-
-def _quat_conj(q: np.ndarray) -> np.ndarray:
-    return np.array([q[0], -q[1], -q[2], -q[3]])
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
-
-
-def _quat_to_rotvec(q: np.ndarray) -> np.ndarray:
-    if q[0] < 0:
-        q = -q
-    s = float(np.linalg.norm(q[1:]))
-    return np.zeros(3) if s < 1e-12 else q[1:] / s * 2.0 * np.arctan2(s, q[0])
 
 
 def _to_storage(episode: dict[str, np.ndarray], config: ImportConfig) -> dict[str, np.ndarray]:

@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from df_agent.geometry import quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec, rotvec_to_quaternion
 from envs.franka_swap.scene import FRUIT_NAMES, FRUIT_RADIUS, SLOT_POSITIONS, SLOT_RADIUS, FrankaScene
 
 PROPRIO_DIM = 8
@@ -42,43 +43,11 @@ PROPRIO_LOW = np.array([-1.5, -1.5, -0.5, -1, -1, -1, -1, 0.0], dtype=np.float32
 PROPRIO_HIGH = np.array([1.5, 1.5, 1.5, 1, 1, 1, 1, 0.1], dtype=np.float32)
 
 
-def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
-    """Rotation vector -> unit quaternion (w, x, y, z)."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    axis = rotvec / angle
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a * b of (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ]
-    )
-
-
-def quat_to_rotvec(quat: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) -> rotation vector (shortest rotation)."""
-    quat = np.asarray(quat, dtype=float)
-    if quat[0] < 0:
-        quat = -quat
-    sin_half = float(np.linalg.norm(quat[1:]))
-    if sin_half < 1e-12:
-        return np.zeros(3)
-    angle = 2.0 * np.arctan2(sin_half, quat[0])
-    return quat[1:] / sin_half * angle
-
-
-def quat_conjugate(quat: np.ndarray) -> np.ndarray:
-    return np.array([quat[0], -quat[1], -quat[2], -quat[3]])
+# The env's short names for the shared quaternion helpers (teleop and tests import them from here).
+rotvec_to_quat = rotvec_to_quaternion
+quat_multiply = quaternion_multiply
+quat_to_rotvec = quaternion_to_rotvec
+quat_conjugate = quaternion_conjugate
 
 
 class FrankaFruitSwapEnv(gym.Env):
