@@ -16,6 +16,7 @@ The plan's actions are the model's own diffused actions (the paper executes them
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from planners.base import History, Plan
 
 SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
 NOISY_CONTEXT = ("scale", "renoise")
+PRECISIONS = ("fp32", "bf16")
 OBS_DIM = 4  # maze2d frame layout: [x, y, vx, vy, ax, ay]
 ACTION_DIM = 2
 
@@ -55,6 +57,9 @@ class DFPlannerConfig:
     # sqrt(a_k) x + sqrt(1 - a_k) eps: "scale" = it already carries that noise, only scale it by sqrt(a_k);
     # "renoise" = add fresh noise up to level k (for an observation that is distrusted but not itself noisy).
     noisy_context: str = "scale"
+    # "bf16" runs the sampler under CPU/CUDA autocast: about 1.5x faster on CPUs with AVX512-BF16, at the
+    # cost of bf16 rounding in the MLPs (guidance gradients and DDIM updates are still accumulated in fp32).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -67,6 +72,8 @@ class DFPlannerConfig:
             raise ValueError(f"default_horizon must be >= 1 token, got {self.default_horizon}")
         if self.noisy_context not in NOISY_CONTEXT:
             raise ValueError(f"noisy_context must be one of {NOISY_CONTEXT}, got {self.noisy_context!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not math.isfinite(self.guidance_scale):
             raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
         # Validates mcg_samples, eta, stay_policy and guidance_weighting with the sampler's own messages.
@@ -212,6 +219,11 @@ class DFPlanner:
 
         return reward
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # -- the planner interface -----------------------------------------------------------------------------
     def plan(
         self,
@@ -238,10 +250,11 @@ class DFPlanner:
         guidance = None
         if goal_tensor is not None and self.config.guidance_scale != 0.0:
             guidance = self.guidance_fn(goal_tensor)
-        with torch.no_grad():
+        with self._autocast(), torch.no_grad():
             z_start = self._start_latent(obs, levels, history)
-        result = sample(self.model, matrix, z_start.detach(), config=self.config.sampler_config(),
-                        guidance=guidance, generator=self.generator)
+        with self._autocast():
+            result = sample(self.model, matrix, z_start.detach().to(self.dtype), config=self.config.sampler_config(),
+                            guidance=guidance, generator=self.generator)
         with torch.no_grad():
             frames = self._frames(result.tokens.detach())
             diagnostics: dict[str, Any] = {

@@ -229,3 +229,18 @@ def test_pd_tracking_action_is_diffusers_controller():
     waypoint = np.array([[1.0, 2.0, 0.5, 0.0]])
     observation = np.array([[0.5, 2.5, 0.0, 0.5]])
     np.testing.assert_allclose(pd_tracking_action(waypoint, observation), [[1.0, -1.0]])
+
+
+def test_bf16_precision_plans_like_fp32():
+    obs = np.zeros((48, 4))
+    goal = np.tile([2.0, 0.0], (48, 1))
+    fp32 = planner(guidance_scale=1.0, sampling_steps=10).plan(obs, goal)
+    bf16 = planner(guidance_scale=1.0, sampling_steps=10, precision="bf16").plan(obs, goal)
+    assert bf16.actions.dtype == np.float64 and np.isfinite(bf16.observations).all()
+    # Same noise, same model: bf16 rounding moves the plan a little, not somewhere else.
+    end_fp32 = fp32.observations[:, -1, :2].mean(axis=0)
+    end_bf16 = bf16.observations[:, -1, :2].mean(axis=0)
+    assert np.linalg.norm(end_fp32 - end_bf16) < 0.3, (end_fp32, end_bf16)
+    assert float(np.linalg.norm(bf16.observations[:, -1, :2] - goal, axis=-1).mean()) < 1.0
+    with pytest.raises(ValueError, match="precision"):
+        DFPlannerConfig(precision="fp8")
