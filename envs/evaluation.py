@@ -7,6 +7,20 @@ and then, every step, `policy.act(observations [B, 4]) -> actions [B, 2]`. Goals
 (T - calls). Episode i always uses seed `seed + i` (passed as `episode_seeds` so stochastic policies can seed
 per episode), so results do not depend on the batch size.
 
+Robustness: `corruption=ObservationCorruption(obs_noise_std, drop_prob, flag)` corrupts what the POLICY sees
+(never the env state, rewards or success): Gaussian noise on the reported x, y, and each env step's observation
+dropped independently with probability drop_prob (the observation after reset is always delivered). The
+corruption draws come from a generator per episode (seeded by the corruption seed and the episode seed), so
+they do not depend on the batch size or the policy. With `flag=True` the runner tells the policy via
+`act(obs, noise_level=levels)`: 0 clean, `policy.noise_level_for_std(std)` for noisy, `policy.num_levels` (K)
+for dropped (the value sent for a dropped observation is the last one received; a DF policy ignores it). With
+`flag=False` the policy gets the corrupted observations as if clean: a dropped observation is replaced by the
+last one received (stale), and no noise levels are passed.
+
+Figures: with `plan_figure=PATH` and a policy that keeps a `plan_log` (MPCPolicy), the plans of the first
+`plan_figure_episodes` episodes are collected as they are made and drawn in red over the executed trajectories
+(blue), as in the paper's Fig. 14/15.
+
 Normalisation: `normalized_score_*` uses the references measured on the env id itself (expert ~100, random ~0
 in all six envs). `normalized_score_*_single_goal_refs` uses the single-goal maze's references, as D4RL,
 Diffuser and the paper normalised their Multi2D rows: compare with Table 1 through that field (on single-goal
@@ -17,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -30,6 +45,66 @@ from envs.maze2d.maps import parse_env_id
 from envs.maze2d.reference_scores import normalized_score, reference_scores_for_env, single_goal_reference_scores
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObservationCorruption:
+    """How the observations a policy sees are corrupted (see the module docstring)."""
+
+    obs_noise_std: float = 0.0  # Gaussian noise std on the reported x, y (env units)
+    drop_prob: float = 0.0  # probability that an env step's observation is dropped
+    flag: bool = True  # tell the policy which observations are noisy / missing (noise levels)
+    seed: int = 0  # corruption draws of episode with seed s come from default_rng([seed, s])
+
+    def __post_init__(self) -> None:
+        std, prob = float(self.obs_noise_std), float(self.drop_prob)
+        if not math.isfinite(std) or std < 0:
+            raise ValueError(f"obs_noise_std must be a finite number >= 0, got {self.obs_noise_std}")
+        if not (0.0 <= prob < 1.0):
+            raise ValueError(f"drop_prob must be in [0, 1) (1 would drop every observation), got {self.drop_prob}")
+        if int(self.seed) < 0:
+            raise ValueError(f"corruption seed must be >= 0, got {self.seed}")
+
+    @property
+    def active(self) -> bool:
+        return self.obs_noise_std > 0 or self.drop_prob > 0
+
+
+class _CorruptionState:
+    """Per-batch corruption: one generator per episode and the last observation each policy slot received."""
+
+    def __init__(self, corruption: ObservationCorruption, seeds: list[int], first_obs: np.ndarray) -> None:
+        self.corruption = corruption
+        self.rngs = [np.random.default_rng([int(corruption.seed), int(s)]) for s in seeds]
+        self.last_seen = np.empty_like(first_obs)
+        self.drops = 0
+        self.deliveries = 0
+
+    def observe(self, true_obs: np.ndarray, first: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(what the policy sees [B, 4], dropped mask [B]) for the true observations of one step."""
+        seen = np.array(true_obs, dtype=np.float64, copy=True)
+        dropped = np.zeros(len(seen), dtype=bool)
+        for i, rng in enumerate(self.rngs):
+            # Always draw both, so each episode's stream of draws is fixed whatever happens.
+            drop_draw = rng.random()
+            noise = rng.normal(0.0, 1.0, 2) * self.corruption.obs_noise_std
+            seen[i, :2] += noise
+            dropped[i] = (not first) and drop_draw < self.corruption.drop_prob
+        seen[dropped] = self.last_seen[dropped]  # stale: the last observation that got through
+        self.last_seen[~dropped] = seen[~dropped]
+        self.drops += int(dropped.sum())
+        self.deliveries += len(seen)
+        return seen, dropped
+
+
+def _corruption_levels(policy: Any, corruption: ObservationCorruption) -> tuple[int, int]:
+    """(level for a noisy observation, K) from a policy that can be told; a clear error otherwise."""
+    name = type(policy).__name__
+    if not callable(getattr(policy, "noise_level_for_std", None)) or getattr(policy, "num_levels", None) is None:
+        raise ValueError(f"{name} cannot be told which observations are noisy or missing (it has no "
+                         "noise_level_for_std / num_levels); evaluate it with flag=False (--no-flag-corruption)")
+    noisy_level = int(policy.noise_level_for_std(corruption.obs_noise_std)) if corruption.obs_noise_std > 0 else 0
+    return noisy_level, int(policy.num_levels)
 
 
 @dataclass
@@ -73,10 +148,28 @@ class EvaluationResult:
     records: list[EpisodeRecord] = field(default_factory=list)
     wall_time_s: float = 0.0
     trajectories: list[np.ndarray] = field(default_factory=list, repr=False)  # [T+1, 2] positions; not saved
+    # Observation corruption (robustness runs); the defaults describe a clean run.
+    obs_noise_std: float = 0.0
+    drop_prob: float = 0.0
+    flag_corruption: bool = False  # the policy was told the noise levels
+    corruption_noise_level: int | None = None  # the level a noisy observation was flagged with (flagged runs)
+    corruption_seed: int | None = None
+    dropped_fraction: float = 0.0  # observations actually dropped / all observation steps
+    # What ran, for result tables (filled by the CLI when it knows: preset, guidance, MCG samples, ...).
+    label: str | None = None
+    planner: dict[str, Any] | None = None
+    # Per collected episode, the plans made: (episode step, predicted xy [steps, 2]); not saved.
+    plans: list[list[tuple[int, np.ndarray]]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        payload = asdict(self)
+        trajectories, plans = self.trajectories, self.plans
+        self.trajectories, self.plans = [], []  # not part of the JSON; keep asdict from copying them
+        try:
+            payload = asdict(self)
+        finally:
+            self.trajectories, self.plans = trajectories, plans
         payload.pop("trajectories")
+        payload.pop("plans")
         return payload
 
     def save_json(self, path: str | os.PathLike) -> Path:
@@ -104,6 +197,13 @@ class EvaluationResult:
             ("return", f"{self.return_mean:.1f} ± {self.return_std:.1f}"),
             ("success rate", f"{self.success_rate:.2f}"),
             ("mean first reach", f"{self.mean_first_reach:.1f} steps"),
+        ]
+        if self.obs_noise_std > 0 or self.drop_prob > 0:
+            told = (f"flagged (noisy level {self.corruption_noise_level}, dropped level K)" if self.flag_corruption
+                    else "not flagged (treated as clean, dropped = stale)")
+            rows.append(("corruption", f"noise std {self.obs_noise_std:g}, drop prob {self.drop_prob:g} "
+                         f"({self.dropped_fraction:.1%} dropped), {told}"))
+        rows += [
             ("ref min / max", f"{self.ref_min_score:.2f} / {self.ref_max_score:.2f} ({self.reference_protocol})"),
         ]
         if self.env_id.endswith("-multi-v0"):
@@ -138,8 +238,17 @@ def evaluate(
     progress: bool = True,
     reference_protocol: str = "d4rl",
     video_size: tuple[int, int] = (480, 480),
+    corruption: ObservationCorruption | None = None,
+    plan_figure: str | os.PathLike | None = None,
+    plan_figure_episodes: int = 4,
+    label: str | None = None,
+    planner_info: dict[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Run `episodes` seeded episodes of `env_id`, `num_envs` at a time in lockstep, with a batched policy."""
+    """Run `episodes` seeded episodes of `env_id`, `num_envs` at a time in lockstep, with a batched policy.
+
+    corruption: what the policy sees (module docstring). plan_figure: PNG of the first `plan_figure_episodes`
+    episodes' plans (red) and trajectories (blue); needs a policy with a `plan_log`. label / planner_info:
+    recorded in the result for tables."""
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers the maze2d ids)
@@ -149,6 +258,16 @@ def evaluate(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    corruption = corruption if corruption is not None and corruption.active else None
+    flagged = corruption is not None and corruption.flag
+    noisy_level, missing_level = _corruption_levels(policy, corruption) if flagged else (0, 0)
+    collect_plans = plan_figure is not None
+    if collect_plans:
+        if not hasattr(policy, "plan_log"):
+            raise ValueError(f"{type(policy).__name__} keeps no plan_log, so there are no plans to draw "
+                             "(plan figures need a planning policy such as MPCPolicy)")
+        if not 1 <= plan_figure_episodes <= 6:
+            raise ValueError(f"plan_figure_episodes must be in 1..6 panels, got {plan_figure_episodes}")
     ref_min, ref_max = reference_scores_for_env(env_id, reference_protocol)
     single_ref_min, single_ref_max = single_goal_reference_scores(env_id, reference_protocol)
     max_steps = spec.episode_steps
@@ -160,6 +279,8 @@ def evaluate(
     frames: list[np.ndarray] = []
     records: list[EpisodeRecord] = []
     trajectories: list[np.ndarray] = []
+    collected_plans: list[list[tuple[int, np.ndarray]]] = []
+    drops = deliveries = 0
     started = time.perf_counter()
     bar = None
     if progress:
@@ -181,13 +302,32 @@ def evaluate(
             )
             positions = np.empty((count, max_steps + 1, 2))
             positions[:, 0] = obs[:, :2]
+            state = None if corruption is None else _CorruptionState(corruption, seeds, obs)
+            # Plans are kept only for the first few episodes (bounded memory), as they are made.
+            figure_slots = [i for i in range(count) if first + i < plan_figure_episodes] if collect_plans else []
+            batch_plans: list[list[tuple[int, np.ndarray]]] = [[] for _ in figure_slots]
+            last_plan = None
             returns = np.zeros(count)
             first_reach: list[int | None] = [None] * count
             lengths = np.zeros(count, dtype=np.int64)
             if video_env is not None and first == 0:
                 frames.append(video_env.render())
             for t in range(max_steps):
-                actions = _check_actions(policy.act(obs.copy()), count)
+                if state is None:
+                    actions = policy.act(obs.copy())
+                else:
+                    seen, dropped = state.observe(obs, first=t == 0)
+                    if flagged:
+                        levels = np.where(dropped, missing_level, noisy_level).astype(np.int64)
+                        actions = policy.act(seen, noise_level=levels)
+                    else:
+                        actions = policy.act(seen)
+                actions = _check_actions(actions, count)
+                if figure_slots and policy.plan_log and policy.plan_log[-1] is not last_plan:
+                    last_plan = policy.plan_log[-1]
+                    step, plan = last_plan
+                    for slot, i in enumerate(figure_slots):
+                        batch_plans[slot].append((int(step), np.array(plan.observations[i, :, :2], copy=True)))
                 for i, env in enumerate(active):
                     o, reward, terminated, truncated, info = env.step(actions[i])
                     obs[i] = o
@@ -204,6 +344,10 @@ def evaluate(
                     bar.update(count)
             if not truncated:
                 raise RuntimeError(f"{env_id} was not truncated after {max_steps} steps")
+            collected_plans.extend(batch_plans)
+            if state is not None:
+                drops += state.drops
+                deliveries += state.deliveries
             scores = normalized_score(returns, ref_min, ref_max)
             for i in range(count):
                 records.append(
@@ -256,9 +400,20 @@ def evaluate(
         records=records,
         wall_time_s=time.perf_counter() - started,
         trajectories=trajectories,
+        obs_noise_std=float(corruption.obs_noise_std) if corruption else 0.0,
+        drop_prob=float(corruption.drop_prob) if corruption else 0.0,
+        flag_corruption=flagged,
+        corruption_noise_level=noisy_level if flagged else None,
+        corruption_seed=int(corruption.seed) if corruption else None,
+        dropped_fraction=drops / deliveries if deliveries else 0.0,
+        label=label,
+        planner=planner_info,
+        plans=collected_plans,
     )
     if trajectories_png is not None:
         plot_trajectories(result, trajectories_png)
+    if plan_figure is not None:
+        plot_plans(result, plan_figure)
     if video_path is not None:
         write_video(frames, video_path, fps=30)
     return result
@@ -277,11 +432,7 @@ def plot_trajectories(result: EvaluationResult, path: str | os.PathLike, max_epi
     spec, _ = parse_env_id(result.env_id)
     grid = MazeGrid(spec)
     fig, ax = plt.subplots(figsize=(0.6 * grid.n_cols + 2, 0.6 * grid.n_rows + 1.5))
-    for row in range(grid.n_rows):
-        for col in range(grid.n_cols):
-            if spec.layout[row][col] == 1:
-                cx, cy = grid.cell_to_xy((row, col))
-                ax.add_patch(Rectangle((cx - 0.5, cy - 0.5), 1.0, 1.0, color="0.35"))
+    _draw_walls(ax, spec, grid, Rectangle)
     colors = plt.cm.tab20(np.linspace(0, 1, max(1, min(max_episodes, len(result.trajectories)))))
     for color, record, traj in zip(colors, result.records, result.trajectories[:max_episodes]):
         ax.plot(traj[:, 0], traj[:, 1], color=color, lw=1.0, alpha=0.9)
@@ -291,13 +442,79 @@ def plot_trajectories(result: EvaluationResult, path: str | os.PathLike, max_epi
     ax.set_ylim(-grid.n_rows / 2, grid.n_rows / 2)
     ax.set_aspect("equal")
     ax.set_title(f"{result.policy} on {result.env_id}: score {result.normalized_score_mean:.1f}", fontsize=9)
+    return _save_figure(fig, path)
+
+
+def _draw_walls(ax: Any, spec: Any, grid: Any, rectangle: Any) -> None:
+    for row in range(grid.n_rows):
+        for col in range(grid.n_cols):
+            if spec.layout[row][col] == 1:
+                cx, cy = grid.cell_to_xy((row, col))
+                ax.add_patch(rectangle((cx - 0.5, cy - 0.5), 1.0, 1.0, color="0.35"))
+
+
+def _save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """PNG written atomically (temp + os.replace); the figure is closed either way."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def plot_plans(result: EvaluationResult, path: str | os.PathLike, every: int = 1, max_panels: int = 6) -> Path:
+    """The paper's Fig. 14/15: per episode (one panel each), the plans (red, every `every`-th replan, drawn from
+    the position where each was made) and the executed trajectory (blue) over the maze walls; start o, goal *."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from envs.maze2d.grid import MazeGrid
+
+    if every < 1:
+        raise ValueError(f"every must be >= 1 replan, got {every}")
+    if not result.plans:
+        raise ValueError(f"no plans were collected for {result.policy} on {result.env_id}; plan figures need a "
+                         "policy with a plan_log and evaluate(..., plan_figure=PATH)")
+    spec, _ = parse_env_id(result.env_id)
+    grid = MazeGrid(spec)
+    panels = min(len(result.plans), max_panels, len(result.trajectories))
+    columns = 2 if panels == 4 else min(panels, 3)
+    rows = math.ceil(panels / columns)
+    size = (0.5 * grid.n_cols + 0.6, 0.5 * grid.n_rows + 0.8)
+    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= panels:
+            ax.axis("off")
+            continue
+        record, trajectory, plans = result.records[index], result.trajectories[index], result.plans[index]
+        _draw_walls(ax, spec, grid, Rectangle)
+        for step, xy in plans[::every]:
+            start = trajectory[min(step, len(trajectory) - 1)]
+            path_xy = np.concatenate([start[None], xy], axis=0)
+            ax.plot(path_xy[:, 0], path_xy[:, 1], color="red", lw=0.8, alpha=0.45)
+        ax.plot(trajectory[:, 0], trajectory[:, 1], color="blue", lw=1.6)
+        ax.plot(*trajectory[0], "o", color="black", ms=5)
+        ax.plot(*record.goal, "*", color="gold", ms=14, mec="k", mew=0.6)
+        ax.set_xlim(-grid.n_cols / 2, grid.n_cols / 2)
+        ax.set_ylim(-grid.n_rows / 2, grid.n_rows / 2)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        reached = "never reached" if record.first_reach is None else f"reached at {record.first_reach}"
+        ax.set_title(f"episode {record.episode} (seed {record.seed}): {len(plans)} plans, {reached}", fontsize=7)
+    fig.suptitle(f"{result.label or result.policy} on {result.env_id}: plans (red), executed (blue)", fontsize=9)
+    return _save_figure(fig, path)
 
 
 def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30, every: int = 2) -> Path:

@@ -9,6 +9,10 @@ and `replan_every=None` plans once and follows that plan until it runs out (Diff
 Noise flags (`act(obs, noise_level=...)`, 0 clean / 0 < k < K noisy / K missing, per env) go to the planner,
 which starts the latent from the observation at that level; with `execution="actions"` the observation is only
 read at replanning steps, so flags given between replans have no effect (the PD tracker reads every observation).
+A missing observation (level K) is not planned from pure noise when a plan exists: the current plan's own
+prediction of this step's observation (the world model's estimate) replaces it, flagged noisy at
+`predicted_obs_level`. `noise_level_for_std(std)` gives the level that matches Gaussian noise of that std on the
+reported position (policies/corruption.py), so an evaluation runner can flag noisy observations.
 
 It is batched: one `plan` call serves every environment, which all start and replan in lockstep (as the
 evaluation runner steps them). The runner announces each batch of episodes with
@@ -25,10 +29,21 @@ from typing import Any
 import numpy as np
 
 from planners.base import Plan, Planner
+from policies.corruption import noise_level_for_std
 
 log = logging.getLogger(__name__)
 
 EXECUTIONS = ("actions", "pd")
+# Trust given to the plan's own prediction of a missing observation (K = 1000 linear schedule). Quick checks on
+# the shipped umaze checkpoint (df preset, 10 DDIM steps; small samples, so only the coarse trend counts):
+# - one token (10 env steps) after a replan the predicted observation is off the real one by 0.16 normaliser
+#   stds RMS over (x, y, vx, vy) (0.13 over x, y; 4 episodes, 116 replans), which the std -> level rule of
+#   policies/corruption.py maps to k = 47 (38);
+# - closed loop with half the observations dropped (8 episodes, seeds 0-7): levels 20 / 60 / 200 / 999 scored
+#   35 / 17 / 4 / -23 (999 is nearly "missing", i.e. planning from pure noise); seeds 8-15: 20 / 50 scored 66 / 68.
+# So: near the measured prediction error, not much above it; 50.
+# Capped at K - 1 on schedules with fewer levels (a prediction is never as uninformative as a missing one).
+DEFAULT_PREDICTED_OBS_LEVEL = 50
 
 
 class MPCPolicy:
@@ -41,10 +56,12 @@ class MPCPolicy:
         max_horizon: int | None = None,
         keep_plans: int = 64,
         action_limit: float = 1.0,
+        predicted_obs_level: int = DEFAULT_PREDICTED_OBS_LEVEL,
     ) -> None:
         """replan_every: env steps between plans (None: plan once, replan only when the plan runs out).
         max_horizon: cap on the planned tokens (None: the rest of the episode).
-        keep_plans: how many recent plans `plan_log` keeps (for figures)."""
+        keep_plans: how many recent plans `plan_log` keeps (for figures).
+        predicted_obs_level: the level at which the plan's prediction stands in for a missing observation."""
         if replan_every is not None and replan_every < 1:
             raise ValueError(f"replan_every must be >= 1 env step or None, got {replan_every}")
         if execution not in EXECUTIONS:
@@ -53,6 +70,10 @@ class MPCPolicy:
             raise ValueError(f"max_horizon must be >= 1 token or None, got {max_horizon}")
         if not action_limit > 0:
             raise ValueError(f"action_limit must be positive, got {action_limit}")
+        if predicted_obs_level < 1:
+            raise ValueError(f"predicted_obs_level must be >= 1 (a prediction is not a clean observation), "
+                             f"got {predicted_obs_level}")
+        self.predicted_obs_level = int(predicted_obs_level)
         self.planner = planner
         self.replan_every = replan_every
         self.execution = execution
@@ -66,11 +87,20 @@ class MPCPolicy:
         self.current_plan: Plan | None = None
         self.plan_step = 0  # episode step at which current_plan was made
         self.replans = 0
+        self.predicted_substitutions = 0  # missing observations replaced by the plan's prediction (this batch)
 
     @classmethod
-    def from_preset(cls, name: str, model: Any, replan_every: int | None = None, **planner_overrides: Any
-                    ) -> MPCPolicy:
-        """The policy of a named planner preset (see `planners.baselines.PRESETS`)."""
+    def from_preset(
+        cls,
+        name: str,
+        model: Any,
+        replan_every: int | None = None,
+        max_horizon: int | None = None,
+        predicted_obs_level: int | None = None,
+        **planner_overrides: Any,
+    ) -> MPCPolicy:
+        """The policy of a named planner preset (see `planners.baselines.PRESETS`); `planner_overrides` replace
+        DFPlannerConfig fields (e.g. guidance_scale, precision="bf16"); max_horizon caps the planned tokens."""
         from planners.baselines import get_preset, make_planner
 
         preset = get_preset(name)
@@ -79,11 +109,30 @@ class MPCPolicy:
             cadence = None
         else:
             cadence = planner.frame_stack if replan_every is None else replan_every
-        return cls(planner, cadence, execution=preset.execution)
+        options: dict[str, Any] = {}
+        if predicted_obs_level is not None:
+            options["predicted_obs_level"] = predicted_obs_level
+        return cls(planner, cadence, execution=preset.execution, max_horizon=max_horizon, **options)
 
     @property
     def frame_stack(self) -> int:
         return int(getattr(self.planner, "frame_stack", 1))
+
+    @property
+    def num_levels(self) -> int | None:
+        """K, the level that flags an observation missing (None if the planner does not say)."""
+        levels = getattr(self.planner, "num_levels", None)
+        return None if levels is None else int(levels)
+
+    def noise_level_for_std(self, std: float) -> int:
+        """The level to flag an observation whose reported (x, y) carries N(0, std^2) noise (env units)."""
+        model = getattr(self.planner, "model", None)
+        if model is None or not hasattr(model, "context_normalizer") or not hasattr(model, "schedule"):
+            raise ValueError(f"{type(self.planner).__name__} exposes no DF model, so no noise level can be "
+                             "matched to an observation noise std")
+        scale = model.context_normalizer.scale[:2].detach().cpu().double().numpy()
+        alpha_bar = model.schedule.alphas_cumprod.detach().cpu().double().numpy()
+        return noise_level_for_std(std, scale, alpha_bar)
 
     def reset(
         self,
@@ -107,6 +156,7 @@ class MPCPolicy:
         self.current_plan = None
         self.plan_step = 0
         self.replans = 0
+        self.predicted_substitutions = 0
         self.plan_log.clear()
         # Seed the planner from the batch's first episode seed, so a seeded evaluation is reproducible.
         if episode_seeds is not None and len(episode_seeds) and hasattr(self.planner, "reseed"):
@@ -128,6 +178,32 @@ class MPCPolicy:
             return True
         return self.replan_every is not None and offset >= self.replan_every
 
+    def _fill_missing(self, observation: np.ndarray, noise_level: int | np.ndarray
+                      ) -> tuple[np.ndarray, int | np.ndarray]:
+        """Replace observations flagged missing (level K) by the current plan's prediction of them, flagged
+        noisy at predicted_obs_level. Without a plan (episode start) or a known K nothing changes; badly shaped
+        flags are passed on unchanged for the planner to refuse with its own message."""
+        num_levels = self.num_levels
+        if self.current_plan is None or num_levels is None:
+            return observation, noise_level
+        batch = observation.shape[0]
+        levels = np.asarray(noise_level)
+        if levels.shape not in ((), (batch,)) or not np.issubdtype(levels.dtype, np.number):
+            return observation, noise_level
+        missing = np.broadcast_to(levels, (batch,)) == num_levels
+        if not missing.any():
+            return observation, noise_level
+        # Frame i of a plan made at step s predicts o_{s+i+1}, so this step's observation is frame offset - 1
+        # (the last frame if the plan has run out).
+        offset = min(self.step - self.plan_step, self.current_plan.num_steps)
+        predicted = self.current_plan.observations[:, max(offset - 1, 0)]
+        observation = observation.copy()
+        observation[missing] = predicted[missing, : observation.shape[1]]
+        filled = np.broadcast_to(levels, (batch,)).astype(np.int64)
+        filled[missing] = min(self.predicted_obs_level, num_levels - 1)
+        self.predicted_substitutions += int(missing.sum())
+        return observation, filled
+
     def act(self, observation: np.ndarray, noise_level: int | np.ndarray = 0) -> np.ndarray:
         observation = np.asarray(observation, dtype=np.float64)
         if observation.ndim != 2:
@@ -139,7 +215,10 @@ class MPCPolicy:
             raise ValueError(f"MPCPolicy was reset for {self.num_envs} envs but got {batch} observations")
         if self.goals is not None and self.goals.shape[0] != batch:
             raise ValueError(f"{self.goals.shape[0]} goals for {batch} observations")
-        if self._needs_plan():
+        needs_plan = self._needs_plan()
+        if needs_plan or self.execution == "pd":  # only then is this step's observation read
+            observation, noise_level = self._fill_missing(observation, noise_level)
+        if needs_plan:
             self.current_plan = self.planner.plan(observation, self.goals, self.horizon_tokens(),
                                                   noise_level=noise_level)
             if self.current_plan.num_envs != batch:

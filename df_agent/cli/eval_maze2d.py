@@ -3,6 +3,11 @@
 `--policy` is `random`, `expert` (waypoint controller, re-plans every episode), `expert-d4rl` (the controller as
 D4RL's reference script ran it: re-plans only when the goal changes), a checkpoint directory, or `default`
 (the shipped DF checkpoint of the maze).
+
+Robustness: `--obs-noise STD` (Gaussian noise on the reported x, y) and `--drop-prob P` (each step's observation
+dropped) corrupt what the policy sees; `--flag-corruption` (the default when either is given) tells a DF policy
+which observations are noisy / missing, `--no-flag-corruption` lets it treat them as clean (envs/evaluation.py).
+`--plan-figure PATH` draws the first episodes' plans (red) and trajectories (blue), as the paper's Fig. 14/15.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+PLANNER_PRESETS = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd")
 ENV_IDS = tuple(f"maze2d-{m}{s}-v0" for m in ("umaze", "medium", "large") for s in ("", "-multi"))
 
 
@@ -32,12 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     planner = parser.add_argument_group("DF checkpoint planner (ignored for random / expert)")
-    planner.add_argument("--planner", default="df",
-                         choices=("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd"),
+    planner.add_argument("--planner", default="df", choices=PLANNER_PRESETS,
                          help="planner preset run on the checkpoint's model (planners/baselines.py)")
     planner.add_argument("--guidance-scale", type=float, default=None, help="goal guidance scale (default: preset)")
     planner.add_argument("--mcg-samples", type=int, default=None, help="Monte Carlo Guidance samples (1 = off)")
     planner.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps per token (default: 50)")
+    planner.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                         help="sampling precision (bf16: autocast, faster on CPUs with AVX512-BF16; default fp32)")
+    planner.add_argument("--max-horizon", type=int, default=None, metavar="TOKENS",
+                         help="cap on the planned tokens (default: the rest of the episode)")
+    planner.add_argument("--predicted-obs-level", type=int, default=None, metavar="K",
+                         help="noise level at which the plan's prediction replaces a dropped observation "
+                         "(default 50 of 1000, policies/mpc.py)")
+    planner.add_argument("--plan-figure", type=Path, default=None, metavar="PATH",
+                         help="PNG of the first episodes' plans (red) and executed trajectories (blue)")
+    planner.add_argument("--plan-figure-episodes", type=int, default=4, metavar="N",
+                         help="panels (episodes) in --plan-figure, 1..6 (default 4)")
+    robust = parser.add_argument_group("robustness: corrupt what the policy observes (never the env state)")
+    robust.add_argument("--obs-noise", type=float, default=0.0, metavar="STD",
+                        help="Gaussian noise std added to the reported x, y every step (env units)")
+    robust.add_argument("--drop-prob", type=float, default=0.0, metavar="P",
+                        help="probability in [0, 1) that an env step's observation is dropped")
+    robust.add_argument("--flag-corruption", action=argparse.BooleanOptionalAction, default=None,
+                        help="tell the policy which observations are noisy / missing (default: on when "
+                        "--obs-noise or --drop-prob is given); --no-flag-corruption treats them as clean")
 
 
 def shipped_checkpoint_dir(env_id: str) -> Path:
@@ -75,8 +99,11 @@ def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int,
         raise ValueError(f"{checkpoint_dir} was trained on maze {trained_maze!r} but {env_id} is maze {spec.name!r}")
     options = dict(planner_options or {})
     name = options.pop("planner", None) or "df"
+    max_horizon = options.pop("max_horizon", None)
+    predicted_obs_level = options.pop("predicted_obs_level", None)
     model = load_checkpoint(checkpoint_dir)
-    return MPCPolicy.from_preset(name, model, seed=seed, **options)
+    return MPCPolicy.from_preset(name, model, seed=seed, max_horizon=max_horizon,
+                                 predicted_obs_level=predicted_obs_level, **options)
 
 
 def build_policy(name: str, env_id: str, seed: int, planner_options: dict[str, Any] | None = None) -> Any:
@@ -110,16 +137,89 @@ def build_policy(name: str, env_id: str, seed: int, planner_options: dict[str, A
     )
 
 
+def corruption_from_args(args: argparse.Namespace) -> Any:
+    """The ObservationCorruption the flags ask for (None for a clean run); bad values fail with the flag's name."""
+    import math
+
+    from envs.evaluation import ObservationCorruption
+
+    std = float(getattr(args, "obs_noise", 0.0) or 0.0)
+    prob = float(getattr(args, "drop_prob", 0.0) or 0.0)
+    if not math.isfinite(std) or std < 0:
+        raise ValueError(f"--obs-noise must be a finite std >= 0, got {std}")
+    if not (0.0 <= prob < 1.0):
+        raise ValueError(f"--drop-prob must be in [0, 1), got {prob}")
+    flag = getattr(args, "flag_corruption", None)
+    if std == 0 and prob == 0:
+        if flag is not None:
+            raise ValueError("--flag-corruption / --no-flag-corruption need --obs-noise or --drop-prob")
+        return None
+    return ObservationCorruption(obs_noise_std=std, drop_prob=prob, flag=True if flag is None else bool(flag),
+                                 seed=max(int(args.seed), 0))
+
+
+def run_label(args: argparse.Namespace, planner_info: dict[str, Any] | None, corruption: Any) -> str:
+    """A short name of what ran, for result tables: the preset and every setting that differs from it."""
+    if planner_info is None:
+        label = str(args.policy)
+    else:
+        label = planner_info["preset"]
+        for key, short in (("guidance_scale", "g"), ("mcg_samples", "mcg"), ("sampling_steps", "steps"),
+                           ("precision", ""), ("max_horizon", "H"), ("predicted_obs_level", "pred")):
+            value = planner_info.get(key)
+            if value is not None:
+                label += f" {short}{value}" if short else f" {value}"
+        if args.policy != "default":  # another checkpoint is another model: keep its runs apart in tables
+            label += f" @{args.policy}"
+    if corruption is not None:
+        parts = []
+        if corruption.obs_noise_std > 0:
+            parts.append(f"noise {corruption.obs_noise_std:g}")
+        if corruption.drop_prob > 0:
+            parts.append(f"drop {corruption.drop_prob:g}")
+        label += f" [{', '.join(parts)}, {'flagged' if corruption.flag else 'unflagged'}]"
+    return label
+
+
 def run(args: argparse.Namespace) -> int:
     from envs.evaluation import evaluate
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    max_horizon = getattr(args, "max_horizon", None)
+    if max_horizon is not None and max_horizon < 1:
+        raise ValueError(f"--max-horizon must be >= 1 token, got {max_horizon}")
+    predicted_obs_level = getattr(args, "predicted_obs_level", None)
+    if predicted_obs_level is not None and predicted_obs_level < 1:
+        raise ValueError(f"--predicted-obs-level must be >= 1, got {predicted_obs_level}")
+    figure_episodes = getattr(args, "plan_figure_episodes", 4)
+    if not 1 <= figure_episodes <= 6:
+        raise ValueError(f"--plan-figure-episodes must be in 1..6, got {figure_episodes}")
+    corruption = corruption_from_args(args)
     planner_options = {"planner": getattr(args, "planner", None),
                        "guidance_scale": getattr(args, "guidance_scale", None),
                        "mcg_samples": getattr(args, "mcg_samples", None),
-                       "sampling_steps": getattr(args, "sampling_steps", None)}
+                       "sampling_steps": getattr(args, "sampling_steps", None),
+                       "precision": getattr(args, "precision", None),
+                       "max_horizon": max_horizon,
+                       "predicted_obs_level": predicted_obs_level}
     policy = build_policy(args.policy, args.env, args.seed, planner_options)
+    planner_info = None
+    planner = getattr(policy, "planner", None)
+    if planner is not None:
+        from dataclasses import asdict, is_dataclass
+
+        planner_info = {"preset": planner_options["planner"] or "df",
+                        **{key: value for key, value in planner_options.items() if key != "planner"},
+                        "checkpoint": str(shipped_checkpoint_dir(args.env) if args.policy == "default"
+                                          else args.policy)}
+        config = getattr(planner, "config", None)
+        if is_dataclass(config):
+            planner_info["config"] = asdict(config)
+        planner_info["replan_every"] = getattr(policy, "replan_every", None)
+        planner_info["execution"] = getattr(policy, "execution", None)
+        planner_info["effective_predicted_obs_level"] = getattr(policy, "predicted_obs_level", None)
+    label = run_label(args, planner_info, corruption)
     plot = args.plot
     if plot is None and args.out is not None:
         plot = args.out.with_suffix(".png")
@@ -134,6 +234,11 @@ def run(args: argparse.Namespace) -> int:
         video_path=args.video,
         progress=not args.no_progress,
         reference_protocol=args.reference,
+        corruption=corruption,
+        plan_figure=getattr(args, "plan_figure", None),
+        plan_figure_episodes=figure_episodes,
+        label=label,
+        planner_info=planner_info,
     )
     print(result.table())
     if args.out is not None:
@@ -141,4 +246,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"results written to {args.out}")
     if plot is not None:
         print(f"trajectories plotted to {plot}")
+    if getattr(args, "plan_figure", None) is not None:
+        print(f"plans plotted to {args.plan_figure}")
     return 0
