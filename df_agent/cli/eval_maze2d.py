@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="planner preset run on the checkpoint's model (planners/baselines.py)")
     planner.add_argument("--guidance-scale", type=float, default=None, help="goal guidance scale (default: preset)")
     planner.add_argument("--mcg-samples", type=int, default=None, help="Monte Carlo Guidance samples (1 = off)")
-    planner.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps per token (default: 50)")
+    planner.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps per token (default: preset, 20)")
     planner.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                          help="sampling precision (bf16: autocast, faster on CPUs with AVX512-BF16; default fp32)")
     planner.add_argument("--max-horizon", type=int, default=None, metavar="TOKENS",
