@@ -8,7 +8,7 @@ Both planner presets of `planners/baselines.py` run on the same trained model, i
     shrinking to the rest of the episode), env steps per second over all environments.
 Ratios are df / full-sequence for latency and full-sequence / df for env-steps/s (> 1: df is slower).
 
-    python benchmarks/bench_maze2d.py                 # full settings (50 DDIM steps; long on 2 CPU cores)
+    python benchmarks/bench_maze2d.py                 # full settings (the presets' 20 DDIM steps)
     python benchmarks/bench_maze2d.py --quick         # smoke run: 5 DDIM steps, horizon 10, 2 short episodes
     python benchmarks/bench_maze2d.py --threads 1 --precision bf16 --json out.json
 """
@@ -93,14 +93,14 @@ def main() -> None:
 
     from df_agent.checkpoint import load_checkpoint
     from df_agent.cli.eval_maze2d import shipped_checkpoint_dir
-    from planners.baselines import make_planner
+    from planners.baselines import MAZE_SAMPLING, make_planner
 
     checkpoint = args.checkpoint or shipped_checkpoint_dir(ENV_ID)
     model = load_checkpoint(checkpoint).eval()
     if args.quick:
         steps, horizon, repeats, episodes, loop_envs, loop_horizon = 5, 10, 1, 2, 2, 3
     else:
-        steps, horizon, repeats, episodes, loop_envs, loop_horizon = 50, 30, 3, 8, 8, None
+        steps, horizon, repeats, episodes, loop_envs, loop_horizon = MAZE_SAMPLING["sampling_steps"], 30, 3, 8, 8, None
     overrides = {"sampling_steps": steps, "precision": args.precision}
     settings = {"threads": args.threads, "precision": args.precision, "sampling_steps": steps,
                 "latency_horizon_tokens": horizon, "latency_repeats": repeats, "closed_loop_episodes": episodes,
