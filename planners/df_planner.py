@@ -173,22 +173,42 @@ class DFPlanner:
         return model.init_latent(context, levels)
 
     def _start_latent(self, observation: Tensor, levels: Tensor, history: History | None) -> Tensor:
+        """z0 from the observation, or with history from history.start_observation (trusted to `levels`, the
+        caller's noise_level) followed by the executed tokens at history.levels."""
         if history is None:
             return self.initial_latent(observation, levels)
-        if bool((levels != 0).any()):
-            raise ValueError("with history, say how far to trust the observations through history.levels; "
-                             "noise_level must be 0")
-        start = self._tensor(history.start_observation, "history.start_observation", (observation.shape[0], OBS_DIM))
+        batch = observation.shape[0]
+        start = self._tensor(history.start_observation, "history.start_observation", (batch, OBS_DIM))
         token_dim = int(self.model.config.token_dim)
-        tokens = self._tensor(history.tokens, "history.tokens", (observation.shape[0], None, token_dim))
-        z0 = self.initial_latent(start, torch.zeros_like(levels))
+        tokens = self._tensor(history.tokens, "history.tokens", (batch, None, token_dim))
+        z0 = self.initial_latent(start, levels)
         if tokens.shape[1] == 0:
             return z0
-        history_levels = None
+        history_levels = torch.zeros(tokens.shape[:2], dtype=torch.long, device=self.device)
         if history.levels is not None:
             history_levels = torch.as_tensor(np.asarray(history.levels), device=self.device).long()
+            if tuple(history_levels.shape) != tuple(tokens.shape[:2]):
+                raise ValueError(f"history.levels must have shape {tuple(tokens.shape[:2])}, "
+                                 f"got {tuple(history_levels.shape)}")
+            if int(history_levels.min()) < 0 or int(history_levels.max()) > self.num_levels:
+                raise ValueError(f"history.levels entries must be in 0..{self.num_levels}")
         normalised = self.model.token_normalizer.normalize(tokens)
+        normalised = self._as_level_input(normalised, history_levels)
         return encode_context(self.model, z0, normalised, history_levels, self.generator)
+
+    def _as_level_input(self, values: Tensor, levels: Tensor) -> Tensor:
+        """Bring values observed with noise to the model's level-k input convention (see `noisy_context`);
+        level-0 values pass unchanged and level-K ones are replaced by noise downstream."""
+        noisy = (levels > 0) & (levels < self.num_levels)
+        if not bool(noisy.any()):
+            return values
+        trailing = (1,) * (values.dim() - levels.dim())
+        if self.config.noisy_context == "scale":
+            moved = self.model.schedule.alpha_bar(levels, like=values).sqrt() * values
+        else:
+            noise = torch.randn(values.shape, generator=self.generator, device=self.device, dtype=values.dtype)
+            moved = self.model.schedule.q_sample(values, levels, noise)
+        return torch.where(noisy.reshape(levels.shape + trailing), moved.to(values.dtype), values)
 
     def levels_matrix(self, horizon: int) -> Tensor:
         config = self.config

@@ -34,6 +34,7 @@ from policies.corruption import noise_level_for_std
 log = logging.getLogger(__name__)
 
 EXECUTIONS = ("actions", "pd")
+CONTEXTS = ("observation", "history")
 # Trust given to the plan's own prediction of a missing observation (K = 1000 linear schedule). Quick checks on
 # the shipped umaze checkpoint (df preset, 10 DDIM steps; small samples, so only the coarse trend counts):
 # - one token (10 env steps) after a replan the predicted observation is off the real one by 0.16 normaliser
@@ -57,11 +58,18 @@ class MPCPolicy:
         keep_plans: int = 64,
         action_limit: float = 1.0,
         predicted_obs_level: int = DEFAULT_PREDICTED_OBS_LEVEL,
+        context: str = "observation",
+        history_tokens: int | None = None,
     ) -> None:
         """replan_every: env steps between plans (None: plan once, replan only when the plan runs out).
         max_horizon: cap on the planned tokens (None: the rest of the episode).
         keep_plans: how many recent plans `plan_log` keeps (for figures).
-        predicted_obs_level: the level at which the plan's prediction stands in for a missing observation."""
+        predicted_obs_level: the level at which the plan's prediction stands in for a missing observation.
+        context: "observation" starts every plan from the current observation alone (the authors' protocol);
+        "history" runs the episode's executed tokens (observations as seen, actions as executed, each token at
+        the highest level of its frames' flags) through the latent from the episode's first observation, so
+        observations flagged noisy are filtered over time by the model (the Bayes-filter view of section 4.4).
+        history_tokens: keep only the last N executed tokens in "history" mode (None: the whole episode)."""
         if replan_every is not None and replan_every < 1:
             raise ValueError(f"replan_every must be >= 1 env step or None, got {replan_every}")
         if execution not in EXECUTIONS:
@@ -74,6 +82,21 @@ class MPCPolicy:
             raise ValueError(f"predicted_obs_level must be >= 1 (a prediction is not a clean observation), "
                              f"got {predicted_obs_level}")
         self.predicted_obs_level = int(predicted_obs_level)
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
+        if context == "history" and replan_every is not None and replan_every != int(
+                getattr(planner, "frame_stack", replan_every)):
+            # A plan starts after the last complete executed token, so replans must fall on token boundaries.
+            raise ValueError(f"context='history' needs replan_every = frame_stack "
+                             f"({getattr(planner, 'frame_stack', None)}), got {replan_every}")
+        if history_tokens is not None and history_tokens < 1:
+            raise ValueError(f"history_tokens must be >= 1 or None, got {history_tokens}")
+        self.context = context
+        self.history_tokens = history_tokens
+        self._frames: list[np.ndarray] = []  # per executed step: [B, obs + action] frame [o_{t+1}, a_t]
+        self._frame_levels: list[np.ndarray] = []  # per executed step: [B] level of o_{t+1}
+        self._start: tuple[np.ndarray, np.ndarray] | None = None  # first observation [B, obs] and its level [B]
+        self._last_action: np.ndarray | None = None
         self.planner = planner
         self.replan_every = replan_every
         self.execution = execution
@@ -97,6 +120,8 @@ class MPCPolicy:
         replan_every: int | None = None,
         max_horizon: int | None = None,
         predicted_obs_level: int | None = None,
+        context: str = "observation",
+        history_tokens: int | None = None,
         **planner_overrides: Any,
     ) -> MPCPolicy:
         """The policy of a named planner preset (see `planners.baselines.PRESETS`); `planner_overrides` replace
@@ -112,7 +137,8 @@ class MPCPolicy:
         options: dict[str, Any] = {}
         if predicted_obs_level is not None:
             options["predicted_obs_level"] = predicted_obs_level
-        return cls(planner, cadence, execution=preset.execution, max_horizon=max_horizon, **options)
+        return cls(planner, cadence, execution=preset.execution, max_horizon=max_horizon, context=context,
+                   history_tokens=history_tokens, **options)
 
     @property
     def frame_stack(self) -> int:
@@ -158,6 +184,7 @@ class MPCPolicy:
         self.replans = 0
         self.predicted_substitutions = 0
         self.plan_log.clear()
+        self._frames, self._frame_levels, self._start, self._last_action = [], [], None, None
         # Seed the planner from the batch's first episode seed, so a seeded evaluation is reproducible.
         if episode_seeds is not None and len(episode_seeds) and hasattr(self.planner, "reseed"):
             self.planner.reseed(int(episode_seeds[0]))
@@ -216,11 +243,15 @@ class MPCPolicy:
         if self.goals is not None and self.goals.shape[0] != batch:
             raise ValueError(f"{self.goals.shape[0]} goals for {batch} observations")
         needs_plan = self._needs_plan()
-        if needs_plan or self.execution == "pd":  # only then is this step's observation read
+        # Only then is this step's observation read (in "history" mode every observation enters the history).
+        if needs_plan or self.execution == "pd" or self.context == "history":
             observation, noise_level = self._fill_missing(observation, noise_level)
+        if self.context == "history":
+            self._record(observation, noise_level)
         if needs_plan:
+            history, plan_level = self._history() if self.context == "history" else (None, noise_level)
             self.current_plan = self.planner.plan(observation, self.goals, self.horizon_tokens(),
-                                                  noise_level=noise_level)
+                                                  history=history, noise_level=plan_level)
             if self.current_plan.num_envs != batch:
                 raise ValueError(f"planner returned {self.current_plan.num_envs} plans for {batch} envs")
             self.plan_step = self.step
@@ -234,4 +265,40 @@ class MPCPolicy:
 
             actions = pd_tracking_action(self.current_plan.observations[:, offset], observation)
         self.step += 1
-        return np.clip(actions, -self.action_limit, self.action_limit).astype(np.float32)
+        actions = np.clip(actions, -self.action_limit, self.action_limit).astype(np.float32)
+        self._last_action = actions.astype(np.float64)
+        return actions
+
+    def _record(self, observation: np.ndarray, noise_level: int | np.ndarray) -> None:
+        """History mode: this observation completes the previous step's frame [o_{t+1}, a_t]."""
+        levels = np.broadcast_to(np.asarray(noise_level), (observation.shape[0],)).astype(np.int64)
+        if self._start is None:
+            self._start = (observation.copy(), levels.copy())
+            return
+        if self._last_action is None:
+            raise RuntimeError("MPCPolicy history: an observation arrived after the first without an action")
+        self._frames.append(np.concatenate([observation, self._last_action], axis=1))
+        self._frame_levels.append(levels.copy())
+
+    def _history(self) -> tuple[Any, np.ndarray]:
+        """History(start, complete executed tokens, token levels) and the start observation's level."""
+        from planners.base import History
+
+        assert self._start is not None
+        fs = self.frame_stack
+        n_tokens = len(self._frames) // fs
+        start, start_level = self._start
+        first = 0 if self.history_tokens is None else max(0, n_tokens - self.history_tokens)
+        if first > 0:  # a window: start from the observation that ends the last dropped token
+            last = first * fs - 1
+            start, start_level = self._frames[last][:, : start.shape[1]], self._frame_levels[last]
+        batch = start.shape[0]
+        if n_tokens == first:  # nothing executed yet: the plan starts from the (first) observation itself
+            return None, start_level
+        frames = np.stack(self._frames[first * fs: n_tokens * fs], axis=1)  # [B, n * fs, frame]
+        levels = np.stack(self._frame_levels[first * fs: n_tokens * fs], axis=1)
+        count = n_tokens - first
+        tokens = frames.reshape(batch, count, -1)
+        # A token is as noisy as its noisiest frame (the model has one level per token).
+        token_levels = levels.reshape(batch, count, fs).max(axis=2)
+        return History(start, tokens, token_levels), start_level

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     planner.add_argument("--predicted-obs-level", type=int, default=None, metavar="K",
                          help="noise level at which the plan's prediction replaces a dropped observation "
                          "(default 50 of 1000, policies/mpc.py)")
+    planner.add_argument("--context", choices=("observation", "history"), default=None,
+                         help="what each plan starts from: the current observation (default, the authors' protocol) "
+                         "or the episode's executed tokens run through the latent (filters flagged-noisy observations)")
     planner.add_argument("--plan-figure", type=Path, default=None, metavar="PATH",
                          help="PNG of the first episodes' plans (red) and executed trajectories (blue)")
     planner.add_argument("--plan-figure-episodes", type=int, default=4, metavar="N",
@@ -101,9 +104,10 @@ def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int,
     name = options.pop("planner", None) or "df"
     max_horizon = options.pop("max_horizon", None)
     predicted_obs_level = options.pop("predicted_obs_level", None)
+    context = options.pop("context", None) or "observation"
     model = load_checkpoint(checkpoint_dir)
     return MPCPolicy.from_preset(name, model, seed=seed, max_horizon=max_horizon,
-                                 predicted_obs_level=predicted_obs_level, **options)
+                                 predicted_obs_level=predicted_obs_level, context=context, **options)
 
 
 def build_policy(name: str, env_id: str, seed: int, planner_options: dict[str, Any] | None = None) -> Any:
@@ -165,7 +169,8 @@ def run_label(args: argparse.Namespace, planner_info: dict[str, Any] | None, cor
     else:
         label = planner_info["preset"]
         for key, short in (("guidance_scale", "g"), ("mcg_samples", "mcg"), ("sampling_steps", "steps"),
-                           ("precision", ""), ("max_horizon", "H"), ("predicted_obs_level", "pred")):
+                           ("precision", ""), ("max_horizon", "H"), ("predicted_obs_level", "pred"),
+                           ("context", "context ")):
             value = planner_info.get(key)
             if value is not None:
                 label += f" {short}{value}" if short else f" {value}"
@@ -202,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
                        "sampling_steps": getattr(args, "sampling_steps", None),
                        "precision": getattr(args, "precision", None),
                        "max_horizon": max_horizon,
-                       "predicted_obs_level": predicted_obs_level}
+                       "predicted_obs_level": predicted_obs_level,
+                       "context": getattr(args, "context", None)}
     policy = build_policy(args.policy, args.env, args.seed, planner_options)
     planner_info = None
     planner = getattr(policy, "planner", None)

@@ -198,8 +198,12 @@ def test_history_runs_through_the_latent():
     assert plan.actions.shape == (2, 2 * FRAME_STACK, 2)
     with pytest.raises(ValueError, match="history"):
         p.plan(frames[:, -1, :4], None, history=History(start, tokens[:, :, :5]))
-    with pytest.raises(ValueError, match="noise_level"):
-        p.plan(frames[:, -1, :4], None, history=History(start, tokens), noise_level=3)
+    # With history, noise_level says how far to trust the history's start observation; history.levels the tokens.
+    flagged = p.plan(frames[:, -1, :4], None, horizon=2, noise_level=3,
+                     history=History(start, frames.reshape(2, 2, -1), levels=np.array([[0, 5], [5, 0]])))
+    assert flagged.diagnostics["context_levels"].tolist() == [3, 3]
+    with pytest.raises(ValueError, match=r"history\.levels"):
+        p.plan(frames[:, -1, :4], None, history=History(start, tokens, levels=np.zeros((2, 3))))
 
 
 def test_presets_build_the_named_planners():

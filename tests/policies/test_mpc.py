@@ -26,7 +26,7 @@ class RecordingPlanner:
 
     def plan(self, observation, goal=None, horizon=None, history=None, noise_level=0):
         self.calls.append({"observation": np.array(observation), "horizon": horizon,
-                           "noise_level": np.array(noise_level)})
+                           "noise_level": np.array(noise_level), "history": history})
         plan = self.inner.plan(observation, goal, horizon, history, noise_level)
         plan = Plan(plan.actions * self.action_gain, plan.observations, plan.diagnostics)
         self.plans.append(plan)
@@ -132,3 +132,39 @@ def test_bad_input_is_refused_with_clear_errors():
         policy.act(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="noise_level"):
         policy.act(np.zeros((2, 4)), noise_level=np.array([0, 10_000]))
+
+
+def test_history_context_runs_executed_tokens_at_their_noisiest_frame_level():
+    planner = RecordingPlanner()
+    policy = MPCPolicy(planner, replan_every=FRAME_STACK, context="history")
+    policy.reset(num_envs=2, goals=np.zeros((2, 2)), max_episode_steps=3 * FRAME_STACK)
+    rng = np.random.default_rng(1)
+    seen, executed = [], []
+    for step in range(2 * FRAME_STACK + 1):
+        obs = np.concatenate([rng.uniform(-0.5, 0.5, (2, 2)), np.zeros((2, 2))], axis=1)
+        level = np.array([0, 7]) if step == 3 else np.array([0, 0])  # env 1's obs of step 3 is noisy
+        seen.append(obs)
+        executed.append(policy.act(obs, noise_level=level))
+    first, second, third = (call["history"] for call in planner.calls)
+    assert first is None and planner.calls[0]["noise_level"].tolist() == [0, 0]  # nothing executed yet
+    assert second.tokens.shape == (2, 1, FRAME_STACK * 6) and third.tokens.shape == (2, 2, FRAME_STACK * 6)
+    np.testing.assert_allclose(third.start_observation, seen[0])
+    frames = third.tokens.reshape(2, 2 * FRAME_STACK, 6)
+    for t in range(2 * FRAME_STACK):  # frame t = [o_{t+1} as seen, a_t as executed]
+        np.testing.assert_allclose(frames[:, t, :4], seen[t + 1])
+        np.testing.assert_allclose(frames[:, t, 4:], executed[t], rtol=1e-6)
+    noisy_token = (3 - 1) // FRAME_STACK
+    expected = np.zeros((2, 2), dtype=int)
+    expected[1, noisy_token] = 7
+    assert third.levels.tolist() == expected.tolist()
+    windowed = MPCPolicy(RecordingPlanner(), replan_every=FRAME_STACK, context="history", history_tokens=1)
+    windowed.reset(num_envs=2, goals=np.zeros((2, 2)), max_episode_steps=3 * FRAME_STACK)
+    for obs in seen:
+        windowed.act(obs)
+    last = windowed.planner.calls[-1]["history"]
+    assert last.tokens.shape == (2, 1, FRAME_STACK * 6)
+    np.testing.assert_allclose(last.start_observation, seen[FRAME_STACK])
+    with pytest.raises(ValueError, match="replan_every"):
+        MPCPolicy(RecordingPlanner(), replan_every=FRAME_STACK + 1, context="history")
+    with pytest.raises(ValueError, match="context"):
+        MPCPolicy(RecordingPlanner(), context="memory")
