@@ -101,6 +101,14 @@ def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int,
     if trained_maze is not None and trained_maze != spec.name:
         raise ValueError(f"{checkpoint_dir} was trained on maze {trained_maze!r} but {env_id} is maze {spec.name!r}")
     options = dict(planner_options or {})
+    # A checkpoint may carry the planner settings tuned for it (metadata.planner_defaults, e.g. the guidance
+    # scale of a maze); they replace the preset's values, and explicit options replace them in turn.
+    tuned = config.get("metadata", {}).get("planner_defaults", {}) or {}
+    if not isinstance(tuned, dict):
+        raise ValueError(f"{checkpoint_dir}/config.json: metadata.planner_defaults must be an object, got {tuned!r}")
+    for key, value in tuned.items():
+        if options.get(key) is None:
+            options[key] = value
     name = options.pop("planner", None) or "df"
     max_horizon = options.pop("max_horizon", None)
     predicted_obs_level = options.pop("predicted_obs_level", None)
