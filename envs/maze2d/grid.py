@@ -42,6 +42,18 @@ class MazeGrid:
         col = math.floor(x + self.n_cols / 2)
         return row, col
 
+    def in_wall(self, xy: np.ndarray) -> np.ndarray:
+        """Boolean mask [...] of the points xy [..., 2] whose cell is a wall (or lies outside the layout)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        if xy.shape[-1:] != (2,):
+            raise ValueError(f"xy must have a last axis of size 2 (x, y), got shape {xy.shape}")
+        rows = np.floor(self.n_rows / 2 - xy[..., 1])
+        cols = np.floor(xy[..., 0] + self.n_cols / 2)
+        inside = (rows >= 0) & (rows < self.n_rows) & (cols >= 0) & (cols < self.n_cols) & np.isfinite(rows + cols)
+        safe_rows = np.where(inside, rows, 0).astype(np.int64)
+        safe_cols = np.where(inside, cols, 0).astype(np.int64)
+        return ~inside | (self.layout[safe_rows, safe_cols] == 1)
+
     def nearest_free_cell(self, x: float, y: float) -> tuple[int, int]:
         """The cell under (x, y); if that is a wall (the ball touching a wall edge), the nearest free cell."""
         cell = self.xy_to_cell(x, y)
