@@ -359,11 +359,25 @@ def resolve_checkpoint_dir(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _refuse_if_pickle(path: Path) -> None:
+def _looks_pickled(path: Path) -> bool:
+    """Whether a file starts like a pickle (protocol 2-5) or torch.save's zip and is not safetensors.
+
+    A safetensors file starts with its header length as a little-endian u64 followed by '{'; a length such as
+    640 (0x280) begins with the bytes 0x80 0x02, a pickle's protocol-2 opcode, so the pickle test alone would
+    refuse valid weights. A file that parses as a safetensors header is therefore never called a pickle.
+    """
+    size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    looks_pickled = head[:1] == b"\x80" or head == b"PK\x03\x04"  # pickle protocol >= 2, or torch.save's zip
-    if path.suffix.lower() in PICKLE_SUFFIXES or looks_pickled:
+        head = handle.read(9)
+    if len(head) == 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len <= size - 8 and head[8:9] == b"{":
+            return False
+    return (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:4] == b"PK\x03\x04"
+
+
+def _refuse_if_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES or _looks_pickled(path):
         raise CheckpointError(
             f"{path} is a pickle-based file (torch.save / pickle format); df-agent refuses to load it because "
             "unpickling can execute arbitrary code. A df-agent checkpoint is a directory with "
@@ -409,9 +423,10 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path} does not exist")
     size = path.stat().st_size
+    pickled = _looks_pickled(path)
     with open(path, "rb") as handle:
         head = handle.read(8)
-        if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        if pickled:
             raise CheckpointError(f"{path} is a pickle/torch.save file renamed to .safetensors; refusing to load it "
                                   "because unpickling can execute arbitrary code")
         if len(head) < 8:

@@ -233,6 +233,26 @@ def test_pickle_files_are_refused_without_being_opened(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("header_len", [640, 896, 1152, 1408])
+def test_safetensors_whose_header_length_looks_like_a_pickle_opcode_still_load(tmp_path, header_len):
+    # A header of 640 bytes starts the file with 0x80 0x02: a pickle's protocol-2 opcode. Such files are valid
+    # safetensors (training-state files of small models hit this) and must not be refused as pickles.
+    import struct
+
+    from safetensors.torch import load_file
+
+    from df_agent.checkpoint import read_safetensors_header
+
+    values = torch.arange(4, dtype=torch.float32)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    header = header + b" " * (header_len - len(header))
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(struct.pack("<Q", header_len) + header + values.numpy().tobytes())
+    assert path.read_bytes()[:1] == b"\x80"
+    assert read_safetensors_header(path)["w"]["shape"] == [4]
+    assert torch.equal(load_file(str(path))["w"], values)
+
+
 def test_registry_resolves_lazily_and_checks_targets(tmp_path):
     assert registered_model_types()["df_lowdim"] == "df_agent.model:DFModel"
     register_model_type("test_by_path", "df_agent.normalizer:Normalizer", overwrite=True)
