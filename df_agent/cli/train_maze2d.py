@@ -114,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     import torch
 
-    compute = {"wall_time_s": round(wall, 3), "steps": result.steps_completed, "batch_size": train_config.batch_size,
+    # wall_time_s covers every invocation of a resumed run; this_invocation_s only this one.
+    compute = {"wall_time_s": round(max(result.train_seconds, 0.0), 3), "this_invocation_s": round(wall, 3),
+               "resumed_from_step": result.start_step, "steps": result.steps_completed,
+               "batch_size": train_config.batch_size,
                "device": train_config.device if train_config.device != "auto" else
                ("cuda" if torch.cuda.is_available() else "cpu"),
                "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),

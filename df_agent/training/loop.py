@@ -77,6 +77,9 @@ class TrainResult:
     steps_completed: int  # total optimizer updates done, including earlier invocations
     losses: list[float] = field(default_factory=list)  # this rank's loss of every update run in this invocation
     stopped_early: bool = False
+    # Wall seconds spent training, summed over this invocation and every one it resumed from (what a model card
+    # reports as the training compute; each invocation's own time limit still counts only its own time).
+    train_seconds: float = 0.0
 
 
 def derive_seed(*parts: int) -> int:
@@ -163,6 +166,8 @@ class _Trainer:
         self.data_generator = torch.Generator()
         self.last_checkpoint: Path | None = None
         self.last_grad_norm: Tensor | None = None  # before clipping, of the latest update
+        self.earlier_train_seconds = 0.0  # training time of the invocations this one resumed from
+        self.invocation_started = time.monotonic()
 
     # ------------------------------------------------------------------------------------------------------------
     def run(self, resume: str | os.PathLike[str] | bool | None,
@@ -183,7 +188,7 @@ class _Trainer:
         window = _Window()
         stop_reason: str | None = None
         step = start_step
-        started = time.monotonic()
+        started = self.invocation_started = time.monotonic()
         progress = _progress_bar(config, self.ctx, start_step)
         with _redirect_logging(progress), _StopSignals() as signals:
             while step < config.steps:
@@ -220,7 +225,8 @@ class _Trainer:
             final = save_checkpoint(self.run_dir / FINAL_DIR, self._weights_model(), self._metadata(step))
             log.info("final checkpoint: %s", final)
         barrier(self.ctx)
-        return TrainResult(final, self.last_checkpoint, start_step, step, losses, stopped_early)
+        return TrainResult(final, self.last_checkpoint, start_step, step, losses, stopped_early,
+                           train_seconds=self._train_seconds())
 
     # ------------------------------------------------------------------------------------------------------------
     def _update(self, trainable: nn.Module, step: int) -> tuple[Tensor, Tensor, Mapping[str, float]]:
@@ -365,6 +371,9 @@ class _Trainer:
         """The weights a checkpoint ships: the EMA copy when EMA is on."""
         return self.ema.model if self.ema is not None else self.model
 
+    def _train_seconds(self) -> float:
+        return self.earlier_train_seconds + (time.monotonic() - self.invocation_started)
+
     def _metadata(self, step: int) -> dict[str, Any]:
         describe = getattr(self.data, "describe", None)
         data_description = describe() if callable(describe) else {"source": type(self.data).__name__}
@@ -376,6 +385,7 @@ class _Trainer:
             "precision": self.precision,
             "data": data_description,
             "train_config": self.config.to_dict(),
+            "train_seconds": round(self._train_seconds(), 3),
             **self.metadata,
         }
 
@@ -389,7 +399,8 @@ class _Trainer:
                 tmp_dir, step=step, model=self.model, optimizer=self.optimizer,
                 train_config=self.config.to_dict(), ema_state=self.ema.state() if self.ema is not None else None,
                 scaler_state=self.scaler.state_dict() if self.scaler is not None else None,
-                info={"world_size": self.ctx.world_size}, data_generator=self.data_generator)
+                info={"world_size": self.ctx.world_size, "train_seconds": self._train_seconds()},
+                data_generator=self.data_generator)
 
         save_checkpoint(target, self._weights_model(), self._metadata(step), write_extra=write_state)
         self.last_checkpoint = target
@@ -418,6 +429,7 @@ class _Trainer:
                                     ema_model=self.ema.model if self.ema is not None else None,
                                     data_generator=self.data_generator)
         saved = state.info
+        self.earlier_train_seconds = float((saved.get("info") or {}).get("train_seconds", 0.0))
         if self.ema is not None and saved.get("ema"):
             self.ema.load_state(saved["ema"])
         if self.scaler is not None and saved.get("grad_scaler"):

@@ -409,3 +409,17 @@ def test_cuda_mixed_precision_trains_checkpoints_and_resumes(tmp_path, precision
     assert (state["grad_scaler"] is not None) == (precision == "fp16")
     shipped = load_checkpoint(result.final_checkpoint, map_location="cuda")
     assert next(shipped.parameters()).is_cuda
+
+
+def test_training_time_adds_up_over_resumed_invocations(tmp_path):
+    first = train(fitted_tiny_model(), NoisySines(), _config(checkpoint_every=0), tmp_path,
+                  on_step=lambda step, loss: step == 20)
+    assert first.final_checkpoint is None and first.train_seconds > 0.0
+    state = json.loads((first.last_checkpoint / "training_state" / "state.json").read_text())
+    carried = state["info"]["train_seconds"]
+    assert 0.0 < carried <= first.train_seconds
+    # The resumed invocation (4 more steps) reports the first one's time plus its own; the model records it.
+    second = train(fitted_tiny_model(), NoisySines(), _config(checkpoint_every=0), tmp_path, resume=True)
+    assert second.start_step == 20 and second.train_seconds > carried
+    recorded = read_checkpoint_config(second.final_checkpoint)["metadata"]["train_seconds"]
+    assert carried < recorded <= second.train_seconds + 1e-3

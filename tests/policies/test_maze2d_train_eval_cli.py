@@ -27,6 +27,16 @@ def test_train_then_eval_maze2d_checkpoint(tmp_path, monkeypatch, capsys) -> Non
     assert metadata["compute"]["steps"] == 4 and metadata["compute"]["wall_time_s"] > 0
     assert config["model_config"]["backbone"] == "fast" and config["model_config"]["token_dim"] == 60
     assert json.loads((export / "config.json").read_text())["metadata"]["maze"] == "umaze"
+    # Resuming for more steps records the compute of both invocations, not just the last one.
+    state = run_dir / "checkpoints" / "step_00000004" / "training_state" / "state.json"
+    first_seconds = json.loads(state.read_text())["info"]["train_seconds"]
+    assert first_seconds > 0
+    assert main([*train_args[:train_args.index("--steps") + 1], "6", *train_args[train_args.index("--steps") + 2:],
+                 "--resume"]) == 0
+    capsys.readouterr()
+    compute = json.loads((run_dir / "final" / "config.json").read_text())["metadata"]["compute"]
+    assert compute["steps"] == 6 and compute["resumed_from_step"] == 4
+    assert compute["wall_time_s"] > first_seconds
 
     out = tmp_path / "r.json"
     eval_args = ["eval", "maze2d", "--env", "maze2d-umaze-v0", "--policy", str(run_dir / "final"), "--episodes",
