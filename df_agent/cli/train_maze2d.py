@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     # wall_time_s covers every invocation of a resumed run; this_invocation_s only this one.
-    compute = {"wall_time_s": round(max(result.train_seconds, 0.0), 3), "this_invocation_s": round(wall, 3),
+    compute = {"wall_time_s": round(result.train_seconds, 3), "this_invocation_s": round(wall, 3),
                "resumed_from_step": result.start_step, "steps": result.steps_completed,
                "batch_size": train_config.batch_size,
                "device": train_config.device if train_config.device != "auto" else
