@@ -51,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--val-samples", type=int, default=100, help="trajectories per validation window")
     train.add_argument("--val-sampling-steps", type=int, default=None,
                        help="DDIM steps for validation forecasts (default: --sampling-steps)")
+    train.add_argument("--val-windows", type=int, default=None,
+                       help="validation windows drawn from the training range (default: as many as the test set)")
+    train.add_argument("--val-holdout-steps", type=int, default=0,
+                       help="validate on windows ending in the training series' last N steps and train on the "
+                            "rest (default 0: validation windows overlap training, as the paper)")
+    train.add_argument("--validate-every", type=int, default=1,
+                       help="epochs between validations (patience counts validations)")
+    train.add_argument("--ema-decay", type=float, default=0.0,
+                       help="validate and keep an exponential moving average of the weights (0: off, as the paper)")
     parser.add_argument("--num-samples", type=int, default=100, help="trajectories per test window")
     parser.add_argument("--no-test", action="store_true", help="skip the test-set evaluation after training")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -107,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             val_num_samples=args.val_samples,
             val_sampling_steps=args.val_sampling_steps,
+            val_windows=args.val_windows,
+            val_holdout_steps=args.val_holdout_steps,
+            validate_every=args.validate_every,
+            ema_decay=args.ema_decay,
         )
         log.info("seed %d: %d parameters, training into %s", seed, sum(p.numel() for p in model.parameters()),
                  out_dir)

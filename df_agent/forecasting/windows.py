@@ -90,15 +90,36 @@ class ForecastTask:
             target.append(values[forecast_start : forecast_start + self.prediction_length])
         return ForecastWindows(np.stack(history), np.stack(features), np.stack(target))
 
-    def validation_windows(self, count: int | None = None, seed: int = 0) -> ForecastWindows:
+    def validation_windows(self, count: int | None = None, seed: int = 0, holdout_steps: int = 0) -> ForecastWindows:
         """A random subset of training windows, as many as there are test windows (pytorch-ts, paper B.9).
-        Drawn with their own seed, so runs with different training seeds validate on the same windows."""
+        Drawn with their own seed, so runs with different training seeds validate on the same windows.
+
+        With `holdout_steps > 0` the windows' targets lie in the last `holdout_steps` steps of the training
+        series (their context may reach back before them), the part `without_tail(holdout_steps)` leaves out
+        of training: an out-of-sample check instead of windows the model has been fitted to."""
         count = len(self.test) if count is None else count
         low, high = self._start_range()
-        if high - low + 1 < count:
-            raise ValueError(f"the training series cannot hold {count} distinct validation windows")
+        if holdout_steps:
+            self._check_holdout(holdout_steps)
+            low = max(low, len(self.train) - holdout_steps - self.context_length)
+        if count < 1 or high - low + 1 < count:
+            raise ValueError(f"the training series cannot hold {count} distinct validation windows"
+                             + (f" in its last {holdout_steps} steps" if holdout_steps else ""))
         starts = np.sort(np.random.default_rng(seed).choice(np.arange(low, high + 1), size=count, replace=False))
         return self.windows_at([self.train] * count, starts)
+
+    def without_tail(self, holdout_steps: int) -> ForecastTask:
+        """The same task trained on all but the last `holdout_steps` steps (which then serve validation)."""
+        self._check_holdout(holdout_steps)
+        return ForecastTask(self.train[:-holdout_steps], self.test, self.time_features, self.context_length,
+                            self.prediction_length, self.lags)
+
+    def _check_holdout(self, holdout_steps: int) -> None:
+        shortest = self.max_lag + self.window_length
+        if holdout_steps < self.prediction_length or len(self.train) - holdout_steps < shortest:
+            raise ValueError(f"holdout of {holdout_steps} steps: it must cover at least one prediction "
+                             f"({self.prediction_length} steps) and leave at least {shortest} of the "
+                             f"{len(self.train)} training steps for training")
 
     def test_windows(self) -> ForecastWindows:
         """Each test series' last `prediction_length` steps, after `context_length` steps of context."""

@@ -115,6 +115,24 @@ def test_validation_windows_come_from_the_training_range(exchange_task):
     assert not np.array_equal(task.validation_windows(seed=1).target, validation.target)
 
 
+def test_holdout_validation_is_out_of_sample(exchange_task):
+    task, holdout = exchange_task, 300
+    validation = task.validation_windows(count=40, seed=0, holdout_steps=holdout)
+    training = task.without_tail(holdout)
+    assert len(training.train) == len(task.train) - holdout
+    tail = task.train[-holdout:]
+    for target in validation.target:
+        # Each target is a contiguous piece of the held-out tail ...
+        assert any(np.array_equal(tail[s : s + 30], target) for s in range(holdout - 30 + 1))
+    # ... and training batches never reach into it (the truncated series is all they read).
+    batch = training.training_batch(np.random.default_rng(0), 256)
+    assert batch["tokens"].shape == (256, 60, 8)
+    with pytest.raises(ValueError, match="holdout of 10 steps"):
+        task.validation_windows(count=1, holdout_steps=10)
+    with pytest.raises(ValueError, match="cannot hold 400 distinct validation windows in its last 300 steps"):
+        task.validation_windows(count=400, holdout_steps=holdout)
+
+
 def test_test_windows_are_the_last_prediction_steps(exchange_task, exchange):
     windows = exchange_task.test_windows()
     assert windows.target.shape == (5, 30, 8)

@@ -84,3 +84,9 @@ def test_random_walk_reference_on_exchange(exchange_task):
     # A calibrated random walk is a strong forecaster of exchange rates: far better than the flat point forecast.
     flat = np.repeat(windows.history[:, None, -1:], 30, axis=2)[:, :, :, :]
     assert crps_sum(samples, windows.target) < crps_sum(np.repeat(flat, 2, axis=1), windows.target)
+    # The spread scale multiplies the sampled changes (same noise, same seed).
+    half = random_walk_samples(windows, exchange_task.train, num_samples=100, seed=0, scale=0.5)
+    last = windows.history[:, -1][:, None, None, :]
+    np.testing.assert_allclose(half - last, 0.5 * (samples - last), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="scale"):
+        random_walk_samples(windows, exchange_task.train, num_samples=2, scale=0.0)

@@ -78,6 +78,47 @@ def test_early_stopping_stops_after_patience(exchange_task):
     assert record.best_epoch == 1 and record.epochs_run == 2
 
 
+def test_weight_average_tracks_the_mean_of_recent_weights():
+    from df_agent.forecasting.training import WeightAverage
+
+    layer = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.5)
+    for value in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update(layer)
+    # Warm-up decays (2/11, 3/12, ...) then 0.5: the average approaches 1 from the initial 0 but stays below it.
+    assert 0.99 < float(average.state["weight"][0, 0]) < 1.0
+    with torch.no_grad():
+        layer.weight.fill_(5.0)
+    with average.swapped_in(layer):
+        assert float(layer.weight[0, 0]) == pytest.approx(float(average.state["weight"][0, 0]))
+    assert float(layer.weight[0, 0]) == 5.0
+
+
+def test_ema_holdout_validation_and_validation_interval(exchange_task):
+    torch.set_num_threads(1)
+    task = short_horizon(exchange_task)
+    model = tiny_model(task, "difference")
+    config = TrainingConfig(seed=3, batches_per_epoch=4, max_epochs=5, patience=10, val_num_samples=4,
+                            val_sampling_steps=2, learning_rate=1e-2, ema_decay=0.9, val_windows=12,
+                            validate_every=2, val_holdout_steps=200)
+    record = train_forecaster(model, task, config)
+    # Validations after epochs 2 and 4, and after the last epoch (5) so the final weights are always judged.
+    assert [entry["epoch"] for entry in record.history] == [2, 4, 5]
+    # The kept weights are the averaged ones of the best validation: re-scoring the 12 held-out windows
+    # reproduces it.
+    rescored = evaluate_crps_sum(model, task.validation_windows(12, seed=0, holdout_steps=200), num_samples=4,
+                                 seed=0, sampling_steps=2)
+    assert rescored == pytest.approx(record.best_val_crps_sum, rel=1e-6)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_forecaster(model, task, TrainingConfig(ema_decay=1.0))
+    with pytest.raises(ValueError, match="validate_every"):
+        train_forecaster(model, task, TrainingConfig(validate_every=0))
+
+
 def test_cli_train_then_eval(exchange, tmp_path):
     from df_agent.cli.main import main
 
