@@ -144,11 +144,11 @@ def train_forecaster(
     history: list[dict] = []
     started = time.perf_counter()
     epochs_run = 0
+    losses: list[float] = []  # training losses since the last validation
     from tqdm import tqdm
 
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        losses = []
         for _ in tqdm(range(config.batches_per_epoch), desc=f"epoch {epoch}", disable=not show_progress, leave=False):
             loss, _ = model.loss(task.training_batch(rng, config.batch_size))
             optimizer.zero_grad(set_to_none=True)
@@ -175,6 +175,7 @@ def train_forecaster(
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_crps_sum": val_crps,
                   "seconds": time.perf_counter() - started}
         history.append(record)
+        losses = []
         log.info("epoch %d: loss %.4f, val CRPS-sum %.5f%s", epoch, record["train_loss"], val_crps,
                  " (best)" if improved else f" ({stale}/{config.patience} without improvement)")
         if stale >= config.patience:
