@@ -9,11 +9,9 @@ learning rate carry step-to-step noise that shows up as a biased forecast mean.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,6 +20,7 @@ import torch
 from df_agent.forecasting.metrics import crps_sum
 from df_agent.forecasting.model import ForecastDF
 from df_agent.forecasting.windows import ForecastTask, ForecastWindows
+from df_agent.training.ema import EMA
 
 log = logging.getLogger(__name__)
 
@@ -92,36 +91,6 @@ def evaluate_crps_sum(
     return crps_sum(forecast_samples(model, windows, num_samples, seed, sampling_steps), windows.target)
 
 
-class WeightAverage:
-    """Exponential moving average of a model's floating-point state (parameters and buffers), with the usual
-    warm-up (decay min(d, (1 + n) / (10 + n))) so early averages are not dominated by the initial weights."""
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.updates = 0
-        self.state = {name: value.detach().clone() for name, value in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.state[name].lerp_(value.detach(), 1.0 - decay)
-            else:
-                self.state[name].copy_(value)
-
-    @contextlib.contextmanager
-    def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
-        """The averaged weights inside the block, the training weights restored after it."""
-        training_state = copy.deepcopy(model.state_dict())
-        model.load_state_dict(self.state)
-        try:
-            yield
-        finally:
-            model.load_state_dict(training_state)
-
-
 def train_forecaster(
     model: ForecastDF, task: ForecastTask, config: TrainingConfig, show_progress: bool = False
 ) -> TrainingResult:
@@ -139,7 +108,8 @@ def train_forecaster(
         task = task.without_tail(config.val_holdout_steps)
     model.fit_normalizers(torch.from_numpy(task.train))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    judged = ema.model if ema is not None else model  # the weights that are validated and kept
     best_state, best_crps, best_epoch, stale = None, float("inf"), 0, 0
     history: list[dict] = []
     started = time.perf_counter()
@@ -157,21 +127,20 @@ def train_forecaster(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
             optimizer.step()
             if ema is not None:
-                ema.update(model)
+                ema.update(model, step=epoch)  # any step >= 1: averaging starts at once (start_step 0)
             losses.append(float(loss.detach()))
         epochs_run = epoch
         if epoch % config.validate_every and epoch != config.max_epochs:
             continue
-        with ema.swapped_in(model) if ema is not None else contextlib.nullcontext():
-            val_crps = evaluate_crps_sum(
-                model, validation, config.val_num_samples, config.validation_seed, config.val_sampling_steps
-            )
-            improved = val_crps < best_crps
-            if improved:
-                best_crps, best_epoch, stale = val_crps, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
+        val_crps = evaluate_crps_sum(
+            judged, validation, config.val_num_samples, config.validation_seed, config.val_sampling_steps
+        )
+        improved = val_crps < best_crps
+        if improved:
+            best_crps, best_epoch, stale = val_crps, epoch, 0
+            best_state = copy.deepcopy(judged.state_dict())
+        else:
+            stale += 1
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_crps_sum": val_crps,
                   "seconds": time.perf_counter() - started}
         history.append(record)

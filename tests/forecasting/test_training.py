@@ -78,26 +78,6 @@ def test_early_stopping_stops_after_patience(exchange_task):
     assert record.best_epoch == 1 and record.epochs_run == 2
 
 
-def test_weight_average_tracks_the_mean_of_recent_weights():
-    from df_agent.forecasting.training import WeightAverage
-
-    layer = torch.nn.Linear(2, 1)
-    with torch.no_grad():
-        layer.weight.fill_(0.0)
-    average = WeightAverage(layer, decay=0.5)
-    for value in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0):
-        with torch.no_grad():
-            layer.weight.fill_(value)
-        average.update(layer)
-    # Warm-up decays (2/11, 3/12, ...) then 0.5: the average approaches 1 from the initial 0 but stays below it.
-    assert 0.99 < float(average.state["weight"][0, 0]) < 1.0
-    with torch.no_grad():
-        layer.weight.fill_(5.0)
-    with average.swapped_in(layer):
-        assert float(layer.weight[0, 0]) == pytest.approx(float(average.state["weight"][0, 0]))
-    assert float(layer.weight[0, 0]) == 5.0
-
-
 def test_ema_holdout_validation_and_validation_interval(exchange_task):
     torch.set_num_threads(1)
     task = short_horizon(exchange_task)
