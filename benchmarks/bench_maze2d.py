@@ -16,16 +16,15 @@ Ratios are df / full-sequence for latency and full-sequence / df for env-steps/s
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from df_agent.atomic_io import write_json_atomic
 
 PLANNERS = ("df", "full-sequence")
 ENV_ID = "maze2d-umaze-v0"
@@ -63,20 +62,6 @@ def closed_loop(name: str, model: Any, episodes: int, num_envs: int, overrides: 
     steps = result.episodes * result.max_episode_steps
     return {"env_steps_per_s": steps / result.wall_time_s, "wall_s": result.wall_time_s,
             "score": result.normalized_score_mean, "success_rate": result.success_rate}
-
-
-def write_json(payload: dict[str, Any], path: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def main() -> None:
@@ -139,7 +124,7 @@ def main() -> None:
     if args.quick:
         print("(quick run: settings far from the defaults, the scores mean nothing)")
     if args.json:
-        write_json(results, args.json)
+        write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,9 @@ ids both are the same number).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from df_agent.atomic_io import atomic_path, write_json_atomic
 from envs.maze2d.maps import parse_env_id
 from envs.maze2d.reference_scores import normalized_score, reference_scores_for_env, single_goal_reference_scores
 
@@ -174,19 +173,7 @@ class EvaluationResult:
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write the result atomically (temp file + os.replace): a failed write leaves an old file intact."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.to_dict(), handle, indent=2)
-                handle.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        return path
+        return write_json_atomic(path, self.to_dict())
 
     def table(self) -> str:
         rows = [
@@ -457,17 +444,12 @@ def _save_figure(fig: Any, path: str | os.PathLike) -> Path:
     """PNG written atomically (temp + os.replace); the figure is closed either way."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def plot_plans(result: EvaluationResult, path: str | os.PathLike, every: int = 1, max_panels: int = 6) -> Path:
@@ -524,16 +506,14 @@ def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30
     if not frames:
         raise ValueError("write_video got no frames")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV could not open a video writer for {path}")
-    try:
-        for frame in frames[::every]:
-            writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV could not open a video writer for {path}")
+        try:
+            for frame in frames[::every]:
+                writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return path

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from df_agent.atomic_io import write_text_atomic
 
 ENV_ORDER = tuple(f"maze2d-{m}{s}-v0" for s in ("", "-multi") for m in ("umaze", "medium", "large"))
 PRESET_ORDER = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd")
@@ -148,19 +148,6 @@ def markdown_table(groups: list[Group]) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder of eval result JSON files (searched recursively)")
@@ -176,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(groups)
     print(table)
     if args.out is not None:
-        write_atomic(table + "\n", args.out)
+        write_text_atomic(args.out, table + "\n")
     return 0
 
 

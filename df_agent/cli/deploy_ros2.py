@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from df_agent.atomic_io import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -96,8 +98,5 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
     print(json.dumps(summary, indent=2))
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.report.with_suffix(".tmp")
-        temporary.write_text(json.dumps(summary, indent=2))
-        temporary.replace(args.report)
+        write_json_atomic(args.report, summary)
     return 0

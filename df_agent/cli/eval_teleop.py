@@ -12,12 +12,13 @@ treated as clean (`--treat-corrupted-as-clean`), and `--memoryless` (the latent 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from df_agent.atomic_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +87,12 @@ def run(args: argparse.Namespace) -> int:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "per_episode": records,
     }
-    _write_json(args.out, result)
+    write_json_atomic(args.out, result)
     print(f"success rate {result['success_rate']:.3f} ({successes}/{len(records)})  corruption={args.corruption} "
           f"flag_noisy={args.flag_noisy} memoryless={args.memoryless}  "
           f"mean stages {result['mean_stages_completed']:.2f}"
           f"  lifted {result['lifted_a_fruit_rate']:.2f}  {elapsed:.0f} s  -> {args.out}")
     return 0
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2))
-    os.replace(temporary, path)
 
 
 def _run_offline(args: argparse.Namespace, checkpoint_config: dict[str, Any]) -> int:
@@ -117,7 +111,7 @@ def _run_offline(args: argparse.Namespace, checkpoint_config: dict[str, Any]) ->
                                                     seed=args.seed),
               "memoryless": chunk_prediction_error(model, episodes, memory=False,
                                                    sampling_steps=args.sampling_steps, seed=args.seed)}
-    _write_json(args.out, result)
+    write_json_atomic(args.out, result)
     for name in ("with_memory", "memoryless"):
         row = result[name]
         print(f"{name:12s} next-chunk action MSE (normalised) {row['action_mse']:.4f}  "

@@ -4,10 +4,11 @@ training length; writes results JSON, a rollout strip (PNG) and a side-by-side a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
+
+from df_agent.atomic_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,7 @@ def run(args: argparse.Namespace) -> int:
                     *np.linspace(training_frames, total_frames - 1, 9).astype(int).tolist()})
     results["media"] = [str(save_strip(media / "rollout_strip.png", rows, marks, args.context_frames))]
     results["media"] += [str(p) for p in save_animation(media / "rollouts", rows, every=2)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)
+    write_json_atomic(out, results)
     table = ["method                          psnr   ssim   drift  statFD  featFD"]
     for method, entry in scores.items():
         table.append(f"{method:30s} {entry['psnr_within_horizon']:6.2f} {entry['ssim_within_horizon']:6.3f} "

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from data.timeseries import canonical_name, load_dataset
     from df_agent.forecasting.evaluation import check_compatible, evaluate_test
-    from df_agent.forecasting.io import load_forecaster, write_json_atomic
+    from df_agent.forecasting.io import load_forecaster, write_results_json
     from df_agent.forecasting.windows import task_from_dataset
 
     if args.threads:
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         summary |= {"crps_sum_mean": float(scores.mean()), "crps_sum_std": float(scores.std(ddof=0))}
     else:
         summary["crps_sum_gluonts"] = runs[0]["crps_sum_gluonts"]
-    write_json_atomic(args.out, summary)
+    write_results_json(args.out, summary)
     for run_result in runs:
         print(f"{run_result['checkpoint']}: CRPS-sum {run_result['crps_sum']:.5f} "
               f"(GluonTS evaluator {run_result['crps_sum_gluonts']:.5f})")

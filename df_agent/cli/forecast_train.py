@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from data.timeseries import load_dataset
     from df_agent.forecasting.covariates import lags_for_frequency, num_time_features
     from df_agent.forecasting.evaluation import evaluate_test
-    from df_agent.forecasting.io import save_forecaster, write_json_atomic
+    from df_agent.forecasting.io import save_forecaster, write_results_json
     from df_agent.forecasting.model import ForecastDF, ForecastDFConfig
     from df_agent.forecasting.training import TrainingConfig, train_forecaster
     from df_agent.forecasting.windows import task_from_dataset
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_test:
             result |= evaluate_test(model, task, args.num_samples, seed=seed)
         result["total_seconds"] = time.perf_counter() - started
-        write_json_atomic(out_dir / "results.json", result)
+        write_results_json(out_dir / "results.json", result)
         log.info("seed %d: best epoch %d, val CRPS-sum %.5f, test CRPS-sum %s, %.0f s", seed, record.best_epoch,
                  record.best_val_crps_sum, f"{result['crps_sum']:.5f}" if "crps_sum" in result else "not run",
                  result["total_seconds"])
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             scores = np.asarray([run["crps_sum"] for run in runs])
             summary |= {"crps_sum_mean": float(scores.mean()), "crps_sum_std": float(scores.std(ddof=0)),
                         "crps_sum": float(scores.mean())}
-        write_json_atomic(args.out / "results.json", summary)
+        write_results_json(args.out / "results.json", summary)
     for run_result in runs:
         print(f"seed {run_result['seed']}: test CRPS-sum {run_result.get('crps_sum', float('nan')):.5f} "
               f"(best epoch {run_result['best_epoch']}, {run_result['train_seconds']:.0f} s training)")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from df_agent.atomic_io import write_json_atomic
 from df_agent.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
 from df_agent.forecasting.model import ForecastDF
 
@@ -26,19 +24,7 @@ def load_forecaster(directory: str | Path) -> tuple[ForecastDF, dict[str, Any]]:
     return model, read_checkpoint_config(directory).get("metadata", {})
 
 
-def write_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write JSON through a temporary file and `os.replace`, so a failed write keeps the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_results_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Results JSON, strict (a NaN score is an error, not a `NaN` token other JSON readers reject), written
+    atomically and synced, so a failed write keeps the old file intact."""
+    return write_json_atomic(path, data, allow_nan=False, fsync=True)

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from df_agent.checkpoint import CheckpointError, save_checkpoint, write_json
+from df_agent.atomic_io import write_json_atomic, write_text_atomic
+from df_agent.checkpoint import CheckpointError, save_checkpoint
 from df_agent.training.batch_source import BatchSource
 from df_agent.training.config import TrainConfig
 from df_agent.training.distributed import (
@@ -337,9 +338,7 @@ class _Trainer:
             with contextlib.suppress(json.JSONDecodeError, TypeError):
                 if json.loads(line)["step"] <= start_step:
                     kept.append(line)
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     @torch.no_grad()
     def _validate(self, step: int) -> None:
@@ -543,12 +542,6 @@ def _redirect_logging(progress: Any) -> contextlib.AbstractContextManager:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write_json(tmp, data)
-    os.replace(tmp, path)
 
 
 def iterate_metrics(run_dir: str | Path) -> Iterator[dict[str, Any]]:

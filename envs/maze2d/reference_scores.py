@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from df_agent.atomic_io import write_json_atomic
 from envs.maze2d.maps import ENV_IDS, env_id_for, get_maze, parse_env_id
 
 log = logging.getLogger(__name__)
@@ -106,20 +105,6 @@ def measure_reference_scores(env_id: str, episodes: int = 100, seed: int = 0) ->
     }
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the file is package data everyone reads
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=list(ENV_IDS), nargs="+", default=list(ENV_IDS))
@@ -131,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     for env_id in args.env:
         scores[env_id] = measure_reference_scores(env_id, args.episodes, args.seed)
         log.info("%s: %s", env_id, scores[env_id])
-        _write_json_atomic(REFERENCE_FILE, scores)  # after every env, so an interrupted run keeps what it measured
+        # After every env, so an interrupted run keeps what it measured.
+        write_json_atomic(REFERENCE_FILE, scores, sort_keys=True)
     return 0
 
 
