@@ -143,3 +143,26 @@ def test_cli_reports_a_missing_dataset_and_a_bad_checkpoint(tmp_path, monkeypatc
                  "--out", str(tmp_path / "r.json")]) == 1
     assert "model.safetensors" in capfd.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_recipe_fills_only_the_options_left_unset():
+    import argparse
+
+    from df_agent.cli.forecast_train import RECIPES, add_arguments, resolve_recipe
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = resolve_recipe(parser.parse_args(["--out", "x"]), prediction_length=30)
+    assert default == {"learning_rate": 1e-3, "max_epochs": 60, "val_sampling_steps": 10, "val_windows": 40,
+                       "validate_every": 2, "ema_decay": 0.999, "val_holdout_steps": 300}
+    # The holdout is counted in prediction lengths, so an hourly dataset (24 steps) holds out 240 steps.
+    assert resolve_recipe(parser.parse_args(["--out", "x"]), prediction_length=24)["val_holdout_steps"] == 240
+    paper = resolve_recipe(parser.parse_args(["--out", "x", "--recipe", "paper"]), prediction_length=30)
+    assert paper["val_holdout_steps"] == 0 and paper["ema_decay"] == 0.0 and paper["learning_rate"] == 3e-4
+    assert paper["val_windows"] is None and paper["validate_every"] == 1
+    # Explicit options win over the recipe, including zeros.
+    mixed = resolve_recipe(parser.parse_args(["--out", "x", "--recipe", "paper", "--ema-decay", "0.99",
+                                              "--val-holdout-steps", "90", "--learning-rate", "5e-4"]), 30)
+    assert (mixed["ema_decay"], mixed["val_holdout_steps"], mixed["learning_rate"]) == (0.99, 90, 5e-4)
+    assert resolve_recipe(parser.parse_args(["--out", "x", "--val-holdout-steps", "0"]), 30)["val_holdout_steps"] == 0
+    assert set(RECIPES) == {"heldout", "paper"}
