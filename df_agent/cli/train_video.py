@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    parser.add_argument("--max-minutes", type=float,
+                        help="stop after this much wall time, writing final/ and a resumable checkpoint")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -57,18 +57,15 @@ def run(args: argparse.Namespace) -> int:
         ema_decay=args.ema_decay if args.ema_decay > 0 else None, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, device=args.device, precision=args.precision, seed=args.seed,
         progress=not args.no_progress, extra={"video_preset": args.preset},
+        # A wall-time budget ends like a finished run: final/ plus a resumable checkpoint (checked at logged steps).
+        time_limit_s=60 * args.max_minutes if args.max_minutes else None,
     )
-    deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else None
-
-    def out_of_time(step: int, loss: object) -> bool:
-        return deadline is not None and time.monotonic() > deadline
-
     result = train(model, source, train_config, args.out, resume="auto" if args.resume else None,
-                   metadata={"data": source.describe()}, on_step=out_of_time)
+                   metadata={"data": source.describe()})
     checkpoint = result.final_checkpoint or result.last_checkpoint
     if result.stopped_early:
-        log.warning("stopped by --max-minutes after %d of %d steps; use %s", result.steps_completed, args.steps,
-                    checkpoint)
+        log.warning("stopped by --max-minutes after %d of %d steps; final model in %s", result.steps_completed,
+                    args.steps, checkpoint)
     summary = {"checkpoint": str(checkpoint), "steps": result.steps_completed, "stopped_early": result.stopped_early,
                "parameters": sum(p.numel() for p in model.parameters()),
                "last_loss": result.losses[-1] if result.losses else None}

@@ -46,3 +46,17 @@ def test_eval_refuses_a_mismatched_baseline(tmp_path, capfd) -> None:
     code = main(["-q", "eval", "video", "--checkpoint", str(run_dir / "final"), "--teacher-forcing",
                  str(run_dir / "final"), "--out", str(tmp_path / "r.json")])
     assert code == 1 and "not 'teacher_forcing'" in capfd.readouterr().err
+
+
+def test_wall_time_budget_ends_with_a_final_model(tmp_path) -> None:
+    store = tmp_path / "maze.zarr"
+    assert main(["-q", "data", "video-maze", "--out", str(store), "--episodes", "2", "--frames", "12",
+                 "--resolution", "32", "--maze-size", "5", "--no-progress"]) == 0
+    run_dir = tmp_path / "df"
+    # A budget of ~0 s: the loop stops at its first logged step, as a run out of time on a real budget would.
+    assert main(["-q", "train", "video", "--data", str(store), "--out", str(run_dir), "--preset", "tiny",
+                 "--steps", "1000", "--batch-size", "1", "--test-episodes", "1", "--warmup-steps", "1",
+                 "--log-every", "1", "--max-minutes", "1e-6", "--no-progress"]) == 0
+    final = json.loads((run_dir / "final" / "config.json").read_text())
+    assert final["metadata"]["step"] == 1
+    assert [path.name for path in (run_dir / "checkpoints").iterdir()] == ["step_00000001"]
