@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from df_agent.atomic_io import write_json_atomic
 from hardware.scripted_policies import ReachTargetPolicy
 
 PolicyLoader = Callable[[Path, dict[str, Any]], Any]
@@ -76,9 +77,7 @@ def write_reach_target_checkpoint(directory: str | Path, target_position: list[f
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = {"policy_type": "reach_target", "target_position": [float(v) for v in target_position], **options}
-    temporary = directory / "config.json.tmp"
-    temporary.write_text(json.dumps(config, indent=2))
-    temporary.replace(directory / "config.json")
+    write_json_atomic(directory / "config.json", config)
     return directory
 
 

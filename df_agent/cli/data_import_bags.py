@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
+
+from df_agent.atomic_io import write_json_atomic
 
 DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "data" / "topics_example.yaml"
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         failed = True
         print(f"stopped at a corrupt bag; bags before it are kept in {args.out}")
         if args.report:
-            pathlib.Path(args.report).write_text(json.dumps({"error": str(error)}, indent=2))
+            write_json_atomic(args.report, {"error": str(error)})
         raise RuntimeError(str(error)) from error
     print(f"{'bag':<40} {'ok':<4} {'episodes':>8} {'kept':>6} {'ticks':>6} {'gaps':>5}  notes")
     for report in reports:
@@ -55,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
             f"{report.ticks:>6} {report.gaps:>5}  {'; '.join(notes)}"
         )
     if args.report:
-        pathlib.Path(args.report).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        write_json_atomic(args.report, [r.to_dict() for r in reports])
     return 1 if failed else 0

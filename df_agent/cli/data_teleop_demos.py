@@ -4,8 +4,9 @@ one rosbag2 per demonstration (optionally imported straight into a replay buffer
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
+
+from df_agent.atomic_io import write_json_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "mean_duration_s": sum(r.duration_s for r in results) / len(results),
         "results": [r.__dict__ for r in results],
     }
-    (out_dir / "teleop_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomic(out_dir / "teleop_summary.json", summary)
     print(f"demos {len(results)}  successful {len(successes)}  mean length {summary['mean_duration_s']:.1f} s")
     print(f"bags in {out_dir}")
     if args.import_to and successes:

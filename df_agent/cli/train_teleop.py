@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+from df_agent.atomic_io import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -99,6 +101,6 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-    (Path(args.run_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json_atomic(Path(args.run_dir) / "train_summary.json", summary)
     print(json.dumps(summary, indent=2))
     return 0

@@ -7,9 +7,10 @@ sampling, and a likelihood-free quality score of trained vs untrained samples.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
+
+from df_agent.atomic_io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         scores[name] = _score(task, samples, context)
     scores["data"] = _score(task, evaluation["tokens"], context)
     report = {"checkpoint": str(result.final_checkpoint), "steps": args.steps, "scores": scores}
-    (Path(args.out) / "toy_results.json").write_text(json.dumps(report, indent=2))
+    write_json_atomic(Path(args.out) / "toy_results.json", report)
     print(f"{'':10s} {'residual':>9s} {'amplitude':>9s} {'context':>9s}   (errors, lower is better)")
     for name, row in scores.items():
         print(f"{name:10s} {row['residual']:9.4f} {row['amplitude']:9.4f} {row['context']:9.4f}")
