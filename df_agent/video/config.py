@@ -14,12 +14,14 @@ class VideoModelConfig:
     resolution: int = 32
     frame_stack: int = 4  # frames per token (B.6)
     patch_size: int = 2  # >1 folds p x p pixel patches into channels (a CPU speed-up; the paper uses 1)
-    latent_channels: int = 16  # channels of z (16 for DMLab in the paper)
+    # Channels of z (16 for DMLab in the paper, where a token has 12). The prediction is read from z alone, so z
+    # must be at least as wide as a folded token: 48 here (12 channels x 2 x 2 pixels).
+    latent_channels: int = 48
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2)
     res_blocks_per_level: int = 1
     attention_resolution: int = 0  # self-attention in the U-Net at this feature size (0 = none)
-    gru_input_channels: int = 32
+    gru_input_channels: int = 64
     level_embedding_dim: int = 128
     num_levels: int = 1000
     schedule: str = "sigmoid"
@@ -40,6 +42,15 @@ class VideoModelConfig:
             raise ValueError(f"training_frames {self.training_frames} is not a multiple of {self.frame_stack}")
         if self.base_channels % 8 or self.latent_channels < 1:
             raise ValueError("base_channels must be a multiple of 8 (GroupNorm) and latent_channels >= 1")
+        folded = self.token_channels * self.patch_size**2
+        if min(self.latent_channels, self.gru_input_channels) < folded:
+            # The v (or eps) target carries a fresh noise value per folded channel and pixel, and the
+            # prediction is read from z, which the U-Net fills through gru_input_channels. Narrower than a
+            # folded token, they cannot pass that noise through: such a model never learns to remove the last
+            # of the noise, and every sampled frame stays noise, however long it trains.
+            raise ValueError(f"latent_channels ({self.latent_channels}) and gru_input_channels "
+                             f"({self.gru_input_channels}) must be >= the {folded} channels of a token folded by "
+                             f"patch_size {self.patch_size} ({self.token_channels} x {self.patch_size}^2)")
 
     @property
     def token_channels(self) -> int:
@@ -68,10 +79,10 @@ class VideoModelConfig:
 
 
 def tiny_config(**overrides: Any) -> VideoModelConfig:
-    """A model small enough for unit tests and CLI smoke runs (32x32 frames folded to 16x16, ~20k parameters)."""
+    """A model small enough for unit tests and CLI smoke runs (32x32 frames folded to 16x16)."""
     settings: dict[str, Any] = dict(
-        resolution=32, frame_stack=2, patch_size=2, latent_channels=4, base_channels=8, channel_mults=(1, 2),
-        gru_input_channels=8, level_embedding_dim=16, training_frames=8,
+        resolution=32, frame_stack=2, patch_size=2, latent_channels=24, base_channels=8, channel_mults=(1, 2),
+        gru_input_channels=24, level_embedding_dim=16, training_frames=8,
     )
     settings.update(overrides)
     return VideoModelConfig(**settings)

@@ -34,7 +34,7 @@ def test_tokens_round_trip_and_stack_frames() -> None:
 def test_unit_interface_shapes() -> None:
     model = VideoDFModel(tiny_config())
     z0 = model.init_latent(3)
-    assert z0.shape == (3, 4, 16, 16)  # latent at the folded 16x16 resolution
+    assert z0.shape == (3, 24, 16, 16)  # latent at the folded 16x16 resolution
     x = torch.randn(3, *model.token_shape)
     z, x0_hat = model.step(z0, x, torch.tensor([0, 500, 1000]))
     assert z.shape == z0.shape and x0_hat.shape == x.shape and x0_hat.abs().max() <= 1
@@ -52,6 +52,10 @@ def test_configs_round_trip_and_reject_bad_values() -> None:
         tiny_config(training_mode="magic")
     with pytest.raises(ValueError, match="unknown"):
         VideoModelConfig.from_dict({"resolution": 32, "colour": "red"})
+    # A latent narrower than a folded token (12 channels x 2 x 2 = 48) cannot carry the noise it must predict.
+    with pytest.raises(ValueError, match="latent_channels \\(16\\) and gru_input_channels \\(64\\) must be >= the 48"):
+        VideoModelConfig(latent_channels=16)
+    assert VideoModelConfig(patch_size=1, latent_channels=16, gru_input_channels=16).latent_channels == 16
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
