@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from df_agent.cli.main import main
 
@@ -35,28 +36,30 @@ def test_data_train_eval_pipeline(tmp_path) -> None:
     assert any(path.endswith("rollout_strip.png") for path in results["media"])
 
 
-def test_eval_refuses_a_mismatched_baseline(tmp_path, capfd) -> None:
+def _two_episode_store(tmp_path) -> Path:
     store = tmp_path / "maze.zarr"
     assert main(["-q", "data", "video-maze", "--out", str(store), "--episodes", "2", "--frames", "12",
                  "--resolution", "32", "--maze-size", "5", "--no-progress"]) == 0
-    run_dir = tmp_path / "df"
+    return store
+
+
+def _train_tiny(store: Path, run_dir: Path, *extra: str) -> None:
     assert main(["-q", "train", "video", "--data", str(store), "--out", str(run_dir), "--preset", "tiny",
-                 "--steps", "1", "--batch-size", "1", "--test-episodes", "1", "--warmup-steps", "1",
-                 "--no-progress"]) == 0
+                 "--batch-size", "1", "--test-episodes", "1", "--warmup-steps", "1", "--no-progress", *extra]) == 0
+
+
+def test_eval_refuses_a_mismatched_baseline(tmp_path, capfd) -> None:
+    run_dir = tmp_path / "df"
+    _train_tiny(_two_episode_store(tmp_path), run_dir, "--steps", "1")
     code = main(["-q", "eval", "video", "--checkpoint", str(run_dir / "final"), "--teacher-forcing",
                  str(run_dir / "final"), "--out", str(tmp_path / "r.json")])
     assert code == 1 and "not 'teacher_forcing'" in capfd.readouterr().err
 
 
 def test_wall_time_budget_ends_with_a_final_model(tmp_path) -> None:
-    store = tmp_path / "maze.zarr"
-    assert main(["-q", "data", "video-maze", "--out", str(store), "--episodes", "2", "--frames", "12",
-                 "--resolution", "32", "--maze-size", "5", "--no-progress"]) == 0
     run_dir = tmp_path / "df"
     # A budget of ~0 s: the loop stops at its first logged step, as a run out of time on a real budget would.
-    assert main(["-q", "train", "video", "--data", str(store), "--out", str(run_dir), "--preset", "tiny",
-                 "--steps", "1000", "--batch-size", "1", "--test-episodes", "1", "--warmup-steps", "1",
-                 "--log-every", "1", "--max-minutes", "1e-6", "--no-progress"]) == 0
+    _train_tiny(_two_episode_store(tmp_path), run_dir, "--steps", "1000", "--log-every", "1", "--max-minutes", "1e-6")
     final = json.loads((run_dir / "final" / "config.json").read_text())
     assert final["metadata"]["step"] == 1
     assert [path.name for path in (run_dir / "checkpoints").iterdir()] == ["step_00000001"]
