@@ -16,7 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("diffusion_forcing", "teacher_forcing", "full_sequence"),
                         help="training objective: DF, or the teacher-forcing / causal full-sequence baselines")
     parser.add_argument("--preset", default="cpu32", choices=("cpu32", "gpu64", "tiny"),
-                        help="model size: cpu32 (32x32, 0.8M params), gpu64 (paper-sized 64x64), tiny (smoke tests)")
+                        help="model size: cpu32 (32x32, 0.95M params), gpu64 (paper-sized 64x64), tiny (smoke tests)")
+    parser.add_argument("--head", default="latent+token", choices=("latent+token", "latent"),
+                        help="what the observation head reads: z_t and the noisy token (default), or z_t alone "
+                             "(the paper's B.2 head)")
     parser.add_argument("--training-frames", type=int, help="frames per training window (default: preset's)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from df_agent.video.config import VideoModelConfig, gpu_64_config, tiny_config
     from df_agent.video.model import VideoDFModel
 
-    overrides = {"training_mode": args.mode}
+    overrides = {"training_mode": args.mode, "head_sees_token": args.head == "latent+token"}
     if args.training_frames:
         overrides["training_frames"] = args.training_frames
     builder = {"cpu32": VideoModelConfig, "gpu64": gpu_64_config, "tiny": tiny_config}[args.preset]

@@ -30,6 +30,9 @@ class VideoModelConfig:
     cum_snr_decay: float = 0.8
     training_mode: str = "diffusion_forcing"
     training_frames: int = 36  # frames per training window (a multiple of frame_stack)
+    # The observation head also reads the noisy token and its level (a deviation from B.2, see model.py).
+    # Checkpoints written before this option existed load with False, the head they were trained with.
+    head_sees_token: bool = True
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -75,7 +78,7 @@ class VideoModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown video model config keys: {unknown}")
-        return cls(**data)
+        return cls(**{"head_sees_token": False, **data})
 
 
 def tiny_config(**overrides: Any) -> VideoModelConfig:

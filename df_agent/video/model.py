@@ -2,7 +2,12 @@
 
     h_t = UNet(concat(z_{t-1}, x_t^{k_t}), k_t)        transition model p(x_t^k | z_{t-1})
     z_t = ConvGRU(h_t, z_{t-1})                         the recurrent latent (same H x W as the frames)
-    v_t = ObservationHead(z_t)                          a 1-block ResNet + conv, v-parameterised (B.3)
+    v_t = ObservationHead(z_t, x_t^{k_t}, k_t)           a 1-block ResNet + conv, v-parameterised (B.3)
+
+The paper's observation head reads z_t alone. Ours also reads the noisy token and the level (FiLM), unless
+`config.head_sees_token` is off: z_t comes out of a gated, tanh-bounded GRU, and carrying the exact noise of the
+input through it, which v (or eps) prediction needs at low noise, is what the small models learnt last (their
+samples stayed grainy). With the token beside z the head only has to subtract the estimate z carries.
 
 The same network is trained three ways (`config.training_mode`): Diffusion Forcing (independent level per
 token), teacher forcing (history always clean: next-frame diffusion) and causal full-sequence diffusion (one
@@ -22,7 +27,7 @@ from df_agent.diffusion.weighting import fused_snr_weights, min_snr_weights
 from df_agent.video.config import VideoModelConfig
 from df_agent.video.convgru import ConvGRUCell
 from df_agent.video.frames import frames_to_tokens, tokens_to_frames
-from df_agent.video.unet import ResBlock, UNet
+from df_agent.video.unet import ResBlock, UNet, level_embedding
 
 
 class VideoDFModel(nn.Module):
@@ -45,12 +50,13 @@ class VideoDFModel(nn.Module):
             attention_resolution=config.attention_resolution,
         )
         self.gru = ConvGRUCell(config.gru_input_channels, config.latent_channels)
-        self.observation_head = nn.Sequential(
-            ResBlock(config.latent_channels, config.base_channels),
-            nn.GroupNorm(8, config.base_channels),
-            nn.SiLU(),
-            nn.Conv2d(config.base_channels, config.token_channels * patch_area, 3, padding=1),
-            nn.PixelShuffle(config.patch_size) if config.patch_size > 1 else nn.Identity(),
+        sees_token = config.head_sees_token
+        self.observation_head = ObservationHead(
+            in_channels=config.latent_channels + (config.token_channels * patch_area if sees_token else 0),
+            hidden_channels=config.base_channels,
+            out_channels=config.token_channels * patch_area,
+            patch_size=config.patch_size,
+            embedding_dim=config.level_embedding_dim if sees_token else None,
         )
 
     # ------------------------------------------------------------------ construction / checkpoints
@@ -115,7 +121,10 @@ class VideoDFModel(nn.Module):
         x_in = nn.functional.pixel_unshuffle(x_noisy, self.config.patch_size) if self.config.patch_size > 1 else x_noisy
         h = self.unet(torch.cat([z_prev, x_in], dim=1), k)
         z = self.gru(h, z_prev)
-        return z, self.observation_head(z)
+        if not self.config.head_sees_token:
+            return z, self.observation_head(z)
+        embedding = self.unet.level_mlp(level_embedding(k, self.config.level_embedding_dim))
+        return z, self.observation_head(torch.cat([z, x_in], dim=1), embedding)
 
     def step(self, z_prev: Tensor, x_noisy: Tensor, k: Tensor | int) -> tuple[Tensor, Tensor]:
         """One RNN step: (z_t, x0_hat). x0_hat is clipped to the pixel range [-1, 1]."""
@@ -182,6 +191,27 @@ class VideoDFModel(nn.Module):
         mse = (per_token.detach() * mask).sum() / mask.sum().clamp(min=1)
         metrics = {"loss": float(weighted.detach()), "mse": float(mse)}
         return weighted, metrics
+
+
+class ObservationHead(nn.Sequential):
+    """ResBlock (FiLM by the level when `embedding_dim` is set) -> norm -> SiLU -> conv -> unfold patches.
+    A Sequential so the parameter names of the z-only head stay those of earlier checkpoints."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, patch_size: int,
+                 embedding_dim: int | None = None) -> None:
+        super().__init__(
+            ResBlock(in_channels, hidden_channels, embedding_dim),
+            nn.GroupNorm(8, hidden_channels),
+            nn.SiLU(),
+            nn.Conv2d(hidden_channels, out_channels, 3, padding=1),
+            nn.PixelShuffle(patch_size) if patch_size > 1 else nn.Identity(),
+        )
+
+    def forward(self, x: Tensor, embedding: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        h = self[0](x, embedding)
+        for layer in list(self)[1:]:
+            h = layer(h)
+        return h
 
 
 def _register() -> None:

@@ -17,7 +17,10 @@ def level_embedding(k: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
 
 
 def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
+    groups = min(8, channels)
+    if channels % groups:
+        groups = math.gcd(8, channels)  # e.g. 28 = z (16) + token (12) in gpu64's observation head
+    return nn.GroupNorm(groups, channels)
 
 
 class ResBlock(nn.Module):

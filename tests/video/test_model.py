@@ -104,3 +104,43 @@ def test_loss_rejects_missing_video() -> None:
         VideoDFModel(tiny_config()).loss({"frames": torch.zeros(1)})
     with pytest.raises(ValueError, match="pixels"):
         VideoDFModel(tiny_config()).loss({"video": torch.zeros(1, 8, 16, 16, 3, dtype=torch.uint8)})
+
+
+def _freeze_latent(model: VideoDFModel) -> None:
+    """Make the GRU copy z_{t-1} through (update gate saturated at 1), so z_t ignores the current token."""
+    with torch.no_grad():
+        model.gru.gates.weight.zero_()
+        model.gru.gates.bias.zero_()
+        model.gru.gates.bias[model.config.latent_channels:] = 50.0
+
+
+@pytest.mark.parametrize("sees_token", [True, False])
+def test_observation_head_reads_the_noisy_token_only_when_configured(sees_token: bool) -> None:
+    torch.manual_seed(0)
+    model = VideoDFModel(tiny_config(head_sees_token=sees_token)).eval()
+    _freeze_latent(model)
+    z0 = torch.randn(2, *model.init_latent(2).shape[1:])
+    x, other = torch.randn(2, 2, *model.token_shape).unbind(1)
+    with torch.no_grad():
+        z_a, prediction_a = model.predict(z0, x, 200)
+        z_b, prediction_b = model.predict(z0, other, 200)
+        _, prediction_c = model.predict(z0, x, 800)
+    torch.testing.assert_close(z_a, z0)
+    torch.testing.assert_close(z_b, z0)
+    # With z fixed, only a head that reads the token (and its level) can tell these inputs apart.
+    assert (not torch.allclose(prediction_a, prediction_b)) is sees_token
+    assert (not torch.allclose(prediction_a, prediction_c)) is sees_token
+
+
+def test_checkpoints_from_before_the_head_option_load_with_the_latent_only_head(tmp_path) -> None:
+    legacy = tiny_config(head_sees_token=False).to_dict()
+    del legacy["head_sees_token"]
+    assert VideoModelConfig.from_dict(legacy).head_sees_token is False
+    assert tiny_config().head_sees_token is True and VideoModelConfig().head_sees_token is True
+    model = VideoDFModel(VideoModelConfig.from_dict(legacy))
+    save_checkpoint(tmp_path / "ckpt", model)
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.config.head_sees_token is False
+    # The latent-only head keeps the parameter names earlier checkpoints were written with.
+    assert "observation_head.0.conv1.weight" in loaded.state_dict()
+    assert "observation_head.0.embed.weight" not in loaded.state_dict()
