@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -92,10 +93,16 @@ def evaluate_crps_sum(
 
 
 def train_forecaster(
-    model: ForecastDF, task: ForecastTask, config: TrainingConfig, show_progress: bool = False
+    model: ForecastDF,
+    task: ForecastTask,
+    config: TrainingConfig,
+    show_progress: bool = False,
+    on_validation: Callable[[int, ForecastDF], dict] | None = None,
 ) -> TrainingResult:
     """Train in place; returns the early-stopping record. The model's normalisers are fitted on the training
-    steps (`task.train` less any validation holdout)."""
+    steps (`task.train` less any validation holdout). `on_validation(epoch, judged_model)`, if given, runs after
+    each validation and its dict is added to that epoch's history record (diagnostics such as a per-epoch test
+    score; it must not change the model)."""
     if config.batches_per_epoch < 1 or config.max_epochs < 1 or config.patience < 1 or config.validate_every < 1:
         raise ValueError(f"batches_per_epoch ({config.batches_per_epoch}), max_epochs ({config.max_epochs}), patience "
                          f"({config.patience}) and validate_every ({config.validate_every}) must be >= 1")
@@ -143,6 +150,8 @@ def train_forecaster(
             stale += 1
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_crps_sum": val_crps,
                   "seconds": time.perf_counter() - started}
+        if on_validation is not None:
+            record.update(on_validation(epoch, judged))
         history.append(record)
         losses = []
         log.info("epoch %d: loss %.4f, val CRPS-sum %.5f%s", epoch, record["train_loss"], val_crps,

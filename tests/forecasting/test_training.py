@@ -78,6 +78,29 @@ def test_early_stopping_stops_after_patience(exchange_task):
     assert record.best_epoch == 1 and record.epochs_run == 2
 
 
+def test_on_validation_sees_each_validated_model_and_extends_its_record(exchange_task):
+    torch.set_num_threads(1)
+    task = short_horizon(exchange_task)
+    model = tiny_model(task, "difference")
+    test_windows = task.test_windows()
+    calls = []
+
+    def score_test(epoch, judged):
+        calls.append(epoch)
+        return {"test_crps_sum": evaluate_crps_sum(judged, test_windows, num_samples=4, seed=0, sampling_steps=2)}
+
+    config = TrainingConfig(seed=4, batches_per_epoch=3, max_epochs=3, patience=10, val_num_samples=4,
+                            val_sampling_steps=2, learning_rate=1e-2, ema_decay=0.9)
+    record = train_forecaster(model, task, config, on_validation=score_test)
+    assert calls == [1, 2, 3] and [entry["epoch"] for entry in record.history] == calls
+    assert all(np.isfinite(entry["test_crps_sum"]) and entry["test_crps_sum"] > 0 for entry in record.history)
+    # The hook scores the weights that are validated and kept (the EMA ones here): re-scoring the restored best
+    # model gives the best epoch's test score.
+    best = min(record.history, key=lambda entry: entry["val_crps_sum"])
+    rescored = evaluate_crps_sum(model, test_windows, num_samples=4, seed=0, sampling_steps=2)
+    assert rescored == pytest.approx(best["test_crps_sum"], rel=1e-6)
+
+
 def test_ema_holdout_validation_and_validation_interval(exchange_task):
     torch.set_num_threads(1)
     task = short_horizon(exchange_task)
