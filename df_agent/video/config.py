@@ -14,8 +14,8 @@ class VideoModelConfig:
     resolution: int = 32
     frame_stack: int = 4  # frames per token (B.6)
     patch_size: int = 2  # >1 folds p x p pixel patches into channels (a CPU speed-up; the paper uses 1)
-    # Channels of z (16 for DMLab in the paper, where a token has 12). The prediction is read from z alone, so z
-    # must be at least as wide as a folded token: 48 here (12 channels x 2 x 2 pixels).
+    # Channels of z (16 for DMLab in the paper, where a token has 12). The paper's head reads the prediction from z
+    # alone, so z must be at least as wide as a folded token: 48 here (12 channels x 2 x 2 pixels).
     latent_channels: int = 48
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2)
