@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", default="latent+token", choices=("latent+token", "latent"),
                         help="what the observation head reads: z_t and the noisy token (default), or z_t alone "
                              "(the paper's B.2 head)")
+    parser.add_argument("--clean-prefix-probability", type=float, default=0.25,
+                        help="diffusion_forcing: fraction of windows trained with a clean prefix of random length "
+                             "(0 = independent levels only, as in the paper)")
     parser.add_argument("--training-frames", type=int, help="frames per training window (default: preset's)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from df_agent.video.config import VideoModelConfig, gpu_64_config, tiny_config
     from df_agent.video.model import VideoDFModel
 
-    overrides = {"training_mode": args.mode, "head_sees_token": args.head == "latent+token"}
+    overrides = {"training_mode": args.mode, "head_sees_token": args.head == "latent+token",
+                 "clean_prefix_probability": args.clean_prefix_probability}
     if args.training_frames:
         overrides["training_frames"] = args.training_frames
     builder = {"cpu32": VideoModelConfig, "gpu64": gpu_64_config, "tiny": tiny_config}[args.preset]
@@ -67,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
                    metadata={"data": source.describe()})
     checkpoint = result.final_checkpoint or result.last_checkpoint
     if result.stopped_early:
-        log.warning("stopped by --max-minutes after %d of %d steps; final model in %s", result.steps_completed,
-                    args.steps, checkpoint)
+        # final/ is written for a time limit only; an interrupted run leaves its resumable checkpoint.
+        reason = "by --max-minutes" if result.final_checkpoint else "early (interrupted)"
+        log.warning("stopped %s after %d of %d steps; model in %s", reason, result.steps_completed, args.steps,
+                    checkpoint)
     summary = {"checkpoint": str(checkpoint), "steps": result.steps_completed, "stopped_early": result.stopped_early,
                "parameters": sum(p.numel() for p in model.parameters()),
                "last_loss": result.losses[-1] if result.losses else None}

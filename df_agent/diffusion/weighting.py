@@ -56,3 +56,26 @@ def fused_snr_weights(
         cumulative = decay * cumulative + (1.0 - decay) * factor[:, t]
     weight_x0 = torch.stack(fused, dim=1) * clip
     return _to_target_space(weight_x0, k, schedule, param).float()
+
+
+def clean_history_fused_snr_weights(
+    k: Tensor,
+    schedule: NoiseSchedule,
+    param: Parameterization | str,
+    clip: float = 5.0,
+    decay: float = 0.8,
+) -> Tensor:
+    """Fused SNR weights (B.1) for tokens whose history is clean, levels `k` [B, T] of the tokens themselves.
+
+    This is `fused_snr_weights` of a matrix in which every token before t is at level 0: S̄_{t-1} = 1 - decay^t,
+    so S'_t = 1 - (1 - S_t) decay^t. Teacher forcing trains exactly that case (the latent always comes from the
+    clean history). Plain min-SNR there would give the high-noise tokens, the ones predicted from the history
+    alone, almost no weight, although the history carries the full signal.
+    """
+    param = Parameterization.parse(param)
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"fused SNR decay must be in (0, 1), got {decay}")
+    factor = min_snr_factor(k, schedule, clip)
+    history = decay ** torch.arange(k.shape[1], device=k.device, dtype=factor.dtype)
+    weight_x0 = (1.0 - (1.0 - factor) * history) * clip
+    return _to_target_space(weight_x0, k, schedule, param).float()

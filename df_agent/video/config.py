@@ -33,6 +33,10 @@ class VideoModelConfig:
     # The observation head also reads the noisy token and its level (a deviation from B.2, see model.py).
     # Checkpoints written before this option existed load with False, the head they were trained with.
     head_sees_token: bool = True
+    # Diffusion Forcing only: the fraction of training windows whose first tokens (a random number of them, at
+    # least one token left noisy) are clean, the history autoregressive sampling conditions on (model.py).
+    # Checkpoints written before this option existed load with 0, how they were trained.
+    clean_prefix_probability: float = 0.25
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -43,6 +47,8 @@ class VideoModelConfig:
             raise ValueError(f"resolution {self.resolution} is not divisible by the {downsampling}x downsampling")
         if self.training_frames % self.frame_stack:
             raise ValueError(f"training_frames {self.training_frames} is not a multiple of {self.frame_stack}")
+        if not 0.0 <= self.clean_prefix_probability <= 1.0:
+            raise ValueError(f"clean_prefix_probability must be in [0, 1], got {self.clean_prefix_probability}")
         if self.base_channels % 8 or self.latent_channels < 1:
             raise ValueError("base_channels must be a multiple of 8 (GroupNorm) and latent_channels >= 1")
         folded = self.token_channels * self.patch_size**2
@@ -78,7 +84,7 @@ class VideoModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown video model config keys: {unknown}")
-        return cls(**{"head_sees_token": False, **data})
+        return cls(**{"head_sees_token": False, "clean_prefix_probability": 0.0, **data})
 
 
 def tiny_config(**overrides: Any) -> VideoModelConfig:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from df_agent.diffusion.parameterization import Parameterization, to_x0, training_target
 from df_agent.diffusion.schedule import NoiseSchedule
-from df_agent.diffusion.weighting import fused_snr_weights, min_snr_weights
+from df_agent.diffusion.weighting import clean_history_fused_snr_weights, fused_snr_weights
 from df_agent.video.config import VideoModelConfig
 from df_agent.video.convgru import ConvGRUCell
 from df_agent.video.frames import frames_to_tokens, tokens_to_frames
@@ -148,8 +148,18 @@ class VideoDFModel(nn.Module):
     # ------------------------------------------------------------------ training objective (Algorithm 1)
     def sample_levels(self, batch: int, tokens: int, generator: torch.Generator | None = None) -> Tensor:
         shape = (batch, 1) if self.config.training_mode == "full_sequence" else (batch, tokens)
-        k = torch.randint(0, self.num_levels + 1, shape, generator=generator)
-        return k.expand(batch, tokens).to(self._device())
+        k = torch.randint(0, self.num_levels + 1, shape, generator=generator).expand(batch, tokens).clone()
+        probability = self.config.clean_prefix_probability
+        if self.config.training_mode == "diffusion_forcing" and probability > 0 and tokens > 1:
+            # Autoregressive sampling conditions every new token on a clean (or nearly clean) history, a case
+            # independent levels almost never draw (all of 4 earlier tokens below level 100: 1 in 10^4). Without
+            # it a small model learns to trust a half-noisy input over a clean history, and its DDIM chains
+            # drift (docs/video.md). So some windows get a clean prefix of random length.
+            chosen = torch.rand(batch, generator=generator) < probability
+            prefix = torch.randint(1, tokens, (batch,), generator=generator)
+            clean = chosen[:, None] & (torch.arange(tokens)[None] < prefix[:, None])
+            k = k.masked_fill(clean, 0)
+        return k.to(self._device())
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Diffusion loss over a window. batch: "video" [B, F, H, W, 3] in 0..255 (or "tokens" in [-1, 1]),
@@ -179,7 +189,9 @@ class VideoDFModel(nn.Module):
             predictions.append(prediction)
         prediction = torch.stack(predictions, dim=1)
         if teacher_forcing:
-            weights = min_snr_weights(k, self.schedule, self.parameterization, self.config.snr_clip)
+            weights = clean_history_fused_snr_weights(
+                k, self.schedule, self.parameterization, self.config.snr_clip, self.config.cum_snr_decay
+            )
         else:
             weights = fused_snr_weights(
                 k, self.schedule, self.parameterization, self.config.snr_clip, self.config.cum_snr_decay

@@ -7,7 +7,7 @@ import torch
 
 from df_agent.diffusion import NoiseSchedule, Parameterization, ddim_step, to_eps, to_x0, training_target
 from df_agent.diffusion.parameterization import from_x0
-from df_agent.diffusion.weighting import fused_snr_weights, min_snr_weights
+from df_agent.diffusion.weighting import clean_history_fused_snr_weights, fused_snr_weights, min_snr_weights
 from df_agent.sampler import SamplerConfig, sample
 from df_agent.scheduling import full_sequence, steps_to_levels
 from tests.df_agent.gaussian_model import GaussianOptimalModel
@@ -109,3 +109,20 @@ def test_min_snr_and_fused_snr_weights():
     assert float(fused[0, 1]) > float(plain[0, 1]) + 0.5
     assert float(fused[1, 1]) < 1e-3
     assert torch.allclose(fused[:, 0], min_snr_weights(torch.tensor([[0], [1000]]), schedule, "x0")[:, 0])
+
+
+@pytest.mark.parametrize("param", ["x0", "eps", "v"])
+def test_clean_history_weights_are_fused_weights_of_a_clean_history(param):
+    schedule = NoiseSchedule("sigmoid", 1000)
+    k = torch.tensor([[1000, 500, 1000, 100, 900, 0], [20, 999, 300, 700, 1000, 1000]])
+    weights = clean_history_fused_snr_weights(k, schedule, param, clip=5.0, decay=0.8)
+    for t in range(k.shape[1]):
+        # Token t behind t clean tokens, scored by the general fused weighting.
+        levels = torch.cat([torch.zeros(2, t, dtype=torch.long), k[:, t : t + 1]], dim=1)
+        torch.testing.assert_close(weights[:, t], fused_snr_weights(levels, schedule, param, 5.0, 0.8)[:, -1])
+    # Teacher forcing's pure-noise tokens (predicted from the clean history alone) keep a large weight, where
+    # plain min-SNR gives them almost none; the first token has no history and gets plain min-SNR.
+    assert float(clean_history_fused_snr_weights(k, schedule, "x0")[0, 2]) > 1.5
+    torch.testing.assert_close(weights[:, 0], min_snr_weights(k[:, :1], schedule, param)[:, 0])
+    with pytest.raises(ValueError, match="decay"):
+        clean_history_fused_snr_weights(k, schedule, param, decay=1.0)

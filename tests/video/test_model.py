@@ -133,9 +133,10 @@ def test_observation_head_reads_the_noisy_token_only_when_configured(sees_token:
 
 
 def test_checkpoints_from_before_the_head_option_load_with_the_latent_only_head(tmp_path) -> None:
-    legacy = tiny_config(head_sees_token=False).to_dict()
-    del legacy["head_sees_token"]
+    legacy = tiny_config(head_sees_token=False, clean_prefix_probability=0.0).to_dict()
+    del legacy["head_sees_token"], legacy["clean_prefix_probability"]
     assert VideoModelConfig.from_dict(legacy).head_sees_token is False
+    assert VideoModelConfig.from_dict(legacy).clean_prefix_probability == 0.0
     assert tiny_config().head_sees_token is True and VideoModelConfig().head_sees_token is True
     model = VideoDFModel(VideoModelConfig.from_dict(legacy))
     save_checkpoint(tmp_path / "ckpt", model)
@@ -144,3 +145,22 @@ def test_checkpoints_from_before_the_head_option_load_with_the_latent_only_head(
     # The latent-only head keeps the parameter names earlier checkpoints were written with.
     assert "observation_head.0.conv1.weight" in loaded.state_dict()
     assert "observation_head.0.embed.weight" not in loaded.state_dict()
+
+
+def test_clean_prefix_windows_in_diffusion_forcing_only() -> None:
+    generator = torch.Generator().manual_seed(0)
+    always = VideoDFModel(tiny_config(clean_prefix_probability=1.0)).sample_levels(400, 6, generator)
+    prefix = (always == 0).int().cumprod(dim=1).sum(dim=1)  # length of the clean run at the start
+    # Every window starts clean and keeps at least its last token noisy; prefix lengths 1..5 all occur.
+    assert prefix.min() >= 1 and set(prefix.tolist()) == {1, 2, 3, 4, 5}
+    assert (always[:, -1] > 0).float().mean() > 0.99
+    never = VideoDFModel(tiny_config(clean_prefix_probability=0.0)).sample_levels(400, 6, generator)
+    assert (never == 0).float().mean() < 0.01  # independent uniform levels: 1 in 1001 is clean
+    some = VideoDFModel(tiny_config(clean_prefix_probability=0.25)).sample_levels(2000, 6, generator)
+    assert 0.2 < (some[:, 0] == 0).float().mean() < 0.3
+    for mode in ("teacher_forcing", "full_sequence"):
+        other = VideoDFModel(tiny_config(training_mode=mode, clean_prefix_probability=1.0)).sample_levels(
+            400, 6, generator)
+        assert (other == 0).float().mean() < 0.01
+    with pytest.raises(ValueError, match="clean_prefix_probability"):
+        tiny_config(clean_prefix_probability=1.5)
