@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", default="latent+token", choices=("latent+token", "latent"),
                         help="what the observation head reads: z_t and the noisy token (default), or z_t alone "
                              "(the paper's B.2 head)")
-    parser.add_argument("--clean-prefix-probability", type=float, default=0.25,
+    parser.add_argument("--parameterization", choices=("v", "x0", "eps"),
+                        help="what the network predicts (default: the preset's, v as in the paper's video model)")
+    parser.add_argument("--clean-prefix-probability", type=float, default=0.0,
                         help="diffusion_forcing: fraction of windows trained with a clean prefix of random length "
                              "(0 = independent levels only, as in the paper)")
     parser.add_argument("--training-frames", type=int, help="frames per training window (default: preset's)")
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {"training_mode": args.mode, "head_sees_token": args.head == "latent+token",
                  "clean_prefix_probability": args.clean_prefix_probability}
+    if args.parameterization:
+        overrides["parameterization"] = args.parameterization
     if args.training_frames:
         overrides["training_frames"] = args.training_frames
     builder = {"cpu32": VideoModelConfig, "gpu64": gpu_64_config, "tiny": tiny_config}[args.preset]
