@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the observation head reads: z_t and the noisy token (default), or z_t alone "
                              "(the paper's B.2 head)")
     parser.add_argument("--parameterization", choices=("v", "x0", "eps"),
-                        help="what the network predicts (default: the preset's, v as in the paper's video model)")
+                        help="what the network predicts (default: the preset's: x0 for cpu32 and tiny, v for gpu64 "
+                             "as in the paper's video model)")
     parser.add_argument("--clean-prefix-probability", type=float, default=0.0,
                         help="diffusion_forcing: fraction of windows trained with a clean prefix of random length "
                              "(0 = independent levels only, as in the paper)")

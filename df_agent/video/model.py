@@ -2,12 +2,13 @@
 
     h_t = UNet(concat(z_{t-1}, x_t^{k_t}), k_t)        transition model p(x_t^k | z_{t-1})
     z_t = ConvGRU(h_t, z_{t-1})                         the recurrent latent (same H x W as the frames)
-    v_t = ObservationHead(z_t, x_t^{k_t}, k_t)           a 1-block ResNet + conv, v-parameterised (B.3)
+    y_t = ObservationHead(z_t, x_t^{k_t}, k_t)          a 1-block ResNet + conv; y = x0 (cpu32) or v (gpu64, B.3)
 
 The paper's observation head reads z_t alone. Ours also reads the noisy token and the level (FiLM), unless
 `config.head_sees_token` is off: z_t comes out of a gated, tanh-bounded GRU, and carrying the exact noise of the
 input through it, which v (or eps) prediction needs at low noise, is what the small models learnt last (their
-samples stayed grainy). With the token beside z the head only has to subtract the estimate z carries.
+samples stayed grainy). With the token beside z the head only has to subtract the estimate z carries. Why the
+CPU-sized presets predict x0 rather than v: `config.py`.
 
 The same network is trained three ways (`config.training_mode`): Diffusion Forcing (independent level per
 token), teacher forcing (history always clean: next-frame diffusion) and causal full-sequence diffusion (one
