@@ -32,6 +32,19 @@ def min_snr_weights(k: Tensor, schedule: NoiseSchedule, param: Parameterization 
     return _to_target_space(weight_x0, k, schedule, param).float()
 
 
+def _checked_factor(k: Tensor, schedule: NoiseSchedule, clip: float, decay: float) -> Tensor:
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"fused SNR decay must be in (0, 1), got {decay}")
+    return min_snr_factor(k, schedule, clip)
+
+
+def _fused(factor: Tensor, prior: Tensor, k: Tensor, schedule: NoiseSchedule, param: Parameterization | str,
+           clip: float) -> Tensor:
+    """S'_t = 1 - (1 - S_t)(1 - S̄_{t-1}) as a weight on the target; `prior` holds S̄_{t-1} per token."""
+    weight_x0 = (1.0 - (1.0 - factor) * (1.0 - prior)) * clip
+    return _to_target_space(weight_x0, k, schedule, Parameterization.parse(param)).float()
+
+
 def fused_snr_weights(
     k: Tensor,
     schedule: NoiseSchedule,
@@ -45,17 +58,13 @@ def fused_snr_weights(
     S'_t = 1 - (1 - S_t)(1 - S̄_{t-1}). The weight on the x0 loss is clip * S'_t, i.e. min-SNR where the
     noisy history carries no signal and a larger weight where it does.
     """
-    param = Parameterization.parse(param)
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"fused SNR decay must be in (0, 1), got {decay}")
-    factor = min_snr_factor(k, schedule, clip)
+    factor = _checked_factor(k, schedule, clip, decay)
     cumulative = torch.zeros_like(factor[:, 0])
-    fused = []
+    priors = []
     for t in range(factor.shape[1]):
-        fused.append(1.0 - (1.0 - factor[:, t]) * (1.0 - cumulative))
+        priors.append(cumulative)
         cumulative = decay * cumulative + (1.0 - decay) * factor[:, t]
-    weight_x0 = torch.stack(fused, dim=1) * clip
-    return _to_target_space(weight_x0, k, schedule, param).float()
+    return _fused(factor, torch.stack(priors, dim=1), k, schedule, param, clip)
 
 
 def clean_history_fused_snr_weights(
@@ -72,10 +81,6 @@ def clean_history_fused_snr_weights(
     clean history). Plain min-SNR there would give the high-noise tokens, the ones predicted from the history
     alone, almost no weight, although the history carries the full signal.
     """
-    param = Parameterization.parse(param)
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"fused SNR decay must be in (0, 1), got {decay}")
-    factor = min_snr_factor(k, schedule, clip)
-    history = decay ** torch.arange(k.shape[1], device=k.device, dtype=factor.dtype)
-    weight_x0 = (1.0 - (1.0 - factor) * history) * clip
-    return _to_target_space(weight_x0, k, schedule, param).float()
+    factor = _checked_factor(k, schedule, clip, decay)
+    prior = 1.0 - decay ** torch.arange(k.shape[1], device=k.device, dtype=factor.dtype)
+    return _fused(factor, prior.expand_as(factor), k, schedule, param, clip)
