@@ -13,6 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from df_agent.backbones.encodings import (
+    POSITION_ENCODINGS,
+    PositionFourierFeatures,
+    fourier_frequencies,
+    position_indices,
+)
 from df_agent.backbones.layers import LevelEmbedding, ResMLP
 from df_agent.backbones.lowdim import UNITS
 from df_agent.diffusion import NoiseSchedule, Parameterization, to_x0, training_target
@@ -41,6 +47,13 @@ class DFModelConfig:
     context_noise_prob: float = 0.0  # train the context encoder on noisy / missing observations too
     normalizer_mode: str = "gaussian"
     token_spec: dict[str, Any] = field(default_factory=dict)  # free-form: what each token dimension means
+    # "fourier": append Fourier features of every frame's (x, y) to the token inputs and of the context's
+    # (x, y) to the context (the layout comes from token_spec "frame" / "frame_stack" / "context"), so a
+    # wall map is quick to learn. Frequencies in cycles per raw unit (maze2d: one cell = 1 unit).
+    position_encoding: str = "none"
+    fourier_frequencies: int = 6
+    fourier_min_frequency: float = 0.125
+    fourier_max_frequency: float = 2.0
 
     def __post_init__(self) -> None:
         if self.token_dim < 1 or self.context_dim < 0:
@@ -52,6 +65,22 @@ class DFModelConfig:
         Parameterization.parse(self.parameterization)
         if not 0.0 <= self.context_noise_prob <= 1.0:
             raise ValueError(f"context_noise_prob must be in [0, 1], got {self.context_noise_prob}")
+        if self.position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"unknown position_encoding {self.position_encoding!r}; choose one of "
+                             f"{POSITION_ENCODINGS}")
+        if self.position_encoding != "none":
+            fourier_frequencies(self.fourier_frequencies, self.fourier_min_frequency, self.fourier_max_frequency)
+            frame, stack = self.token_spec.get("frame"), self.token_spec.get("frame_stack")
+            if not isinstance(frame, list) or not isinstance(stack, int) or len(frame) * stack != self.token_dim:
+                raise ValueError(f"position_encoding {self.position_encoding!r} needs token_spec 'frame' (list of "
+                                 f"names) and 'frame_stack' (int) with len(frame) * frame_stack = token_dim "
+                                 f"{self.token_dim}; got frame={frame!r}, frame_stack={stack!r}")
+            position_indices(frame, stack)
+            context = self.token_spec.get("context")
+            if self.context_dim and context is not None:
+                if not isinstance(context, list) or len(context) != self.context_dim:
+                    raise ValueError(f"token_spec 'context' must list {self.context_dim} names, got {context!r}")
+                position_indices(context, 1)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DFModelConfig:
@@ -73,8 +102,12 @@ class DFModel(nn.Module):
         self.token_normalizer = Normalizer(config.token_dim, config.normalizer_mode)
         self.context_normalizer = Normalizer(max(config.context_dim, 1), config.normalizer_mode)
         self.context_level_embedding = LevelEmbedding(config.level_embedding_dim, config.num_levels)
+        self.token_features, self.context_features = _position_encoders(config)
+        token_extra = self.token_features.out_dim if self.token_features is not None else 0
+        context_extra = self.context_features.out_dim if self.context_features is not None else 0
         self.encoder = ResMLP(
-            config.context_dim + config.level_embedding_dim, config.latent_dim, config.latent_dim, blocks=1
+            config.context_dim + context_extra + config.level_embedding_dim, config.latent_dim, config.latent_dim,
+            blocks=1,
         )
         unit_class = UNITS[config.backbone]
         self.unit = unit_class(
@@ -84,6 +117,7 @@ class DFModel(nn.Module):
             config.mlp_layers,
             config.level_embedding_dim,
             config.num_levels,
+            input_dim=config.token_dim + token_extra,
         )
 
     # -- construction / serialisation ---------------------------------------------------------------
@@ -109,16 +143,29 @@ class DFModel(nn.Module):
         """z_0 from the (normalised) context observation [B, C] given at noise level `context_level`."""
         level = torch.as_tensor(context_level, device=context.device).long().expand(context.shape[0])
         parts = [context] if self.config.context_dim else []
+        if self.context_features is not None:
+            normalizer = self.context_normalizer
+            parts.append(self.context_features(context, self.schedule.alpha_bar(level).sqrt(), normalizer.shift,
+                                               normalizer.scale))
         return self.encoder(torch.cat([*parts, self.context_level_embedding(level)], dim=-1))
+
+    def unit_inputs(self, x_noisy: Tensor, k: Tensor) -> Tensor:
+        """What the unit sees of each token: the noisy token, followed by its encoded features if any.
+        Per-token, so causality is the unit's own."""
+        if self.token_features is None:
+            return x_noisy
+        normalizer = self.token_normalizer
+        features = self.token_features(x_noisy, self.schedule.alpha_bar(k).sqrt(), normalizer.shift, normalizer.scale)
+        return torch.cat([x_noisy, features], dim=-1)
 
     def step(self, z_prev: Tensor, x_noisy: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         """One token: (z_{t-1}, x_t^k, k) -> (z_t, x0_hat_t), in normalised token space."""
-        z, prediction = self.unit.step(z_prev, x_noisy, k)
+        z, prediction = self.unit.step(z_prev, self.unit_inputs(x_noisy, k), k)
         return z, self._x0(prediction, x_noisy, k)
 
     def forward_sequence(self, z0: Tensor, x_noisy: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         """Tokens [B, T, D] with levels [B, T] -> (latents [B, T, L], x0_hat [B, T, D])."""
-        latents, predictions = self.unit.sequence(z0, x_noisy, k)
+        latents, predictions = self.unit.sequence(z0, self.unit_inputs(x_noisy, k), k)
         return latents, self._x0(predictions, x_noisy, k)
 
     def _x0(self, prediction: Tensor, x_noisy: Tensor, k: Tensor) -> Tensor:
@@ -154,7 +201,7 @@ class DFModel(nn.Module):
             context = self.schedule.q_sample(context, context_level, torch.randn_like(context))
 
         z0 = self.init_latent(context, context_level)
-        _, prediction = self.unit.sequence(z0, noisy, k)
+        _, prediction = self.unit.sequence(z0, self.unit_inputs(noisy, k), k)
         target = training_target(self.parameterization, tokens, noise, k, self.schedule)
         per_token = (prediction.float() - target).pow(2).mean(dim=-1)
         weights = self._loss_weights(k)
@@ -173,6 +220,22 @@ class DFModel(nn.Module):
         return fused_snr_weights(
             k, self.schedule, self.parameterization, self.config.snr_clip, self.config.fused_snr_decay
         )
+
+
+def _position_encoders(
+    config: DFModelConfig,
+) -> tuple[PositionFourierFeatures | None, PositionFourierFeatures | None]:
+    """The token and context Fourier encoders of `config` (None where the config asks for none)."""
+    if config.position_encoding == "none":
+        return None, None
+    frequencies = fourier_frequencies(config.fourier_frequencies, config.fourier_min_frequency,
+                                      config.fourier_max_frequency)
+    spec = config.token_spec
+    tokens = PositionFourierFeatures(position_indices(spec["frame"], spec["frame_stack"]), frequencies)
+    context = None
+    if config.context_dim and spec.get("context") is not None:
+        context = PositionFourierFeatures(position_indices(spec["context"], 1), frequencies)
+    return tokens, context
 
 
 def _require(batch: dict[str, Tensor], key: str, shape: tuple[int | None, ...]) -> Tensor:

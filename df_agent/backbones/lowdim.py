@@ -8,7 +8,9 @@
 head reads [h_t, token features] for all tokens at once. A whole row of Algorithm 2 is then one GRU
 call instead of T unit calls.
 
-Both return raw predictions in the model's parameterisation; the latent z has shape [B, latent_dim].
+Both return raw predictions in the model's parameterisation; the latent z has shape [B, latent_dim]. Their
+inputs may be wider than the tokens (`input_dim`: the token followed by encoded features of it); the
+predictions always have `token_dim` entries.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from df_agent.backbones.layers import LevelEmbedding, ResMLP
 
 class PaperUnit(nn.Module):
     def __init__(
-        self, token_dim: int, latent_dim: int, hidden_dim: int, mlp_layers: int, level_dim: int, num_levels: int
+        self, token_dim: int, latent_dim: int, hidden_dim: int, mlp_layers: int, level_dim: int, num_levels: int,
+        input_dim: int | None = None,
     ) -> None:
         super().__init__()
+        input_dim = token_dim if input_dim is None else input_dim  # wider when encoded features are appended
         blocks_in = max(1, mlp_layers // 2)
         blocks_out = max(1, mlp_layers - blocks_in)
         self.level_embedding = LevelEmbedding(level_dim, num_levels)
-        self.transition = ResMLP(latent_dim + token_dim + level_dim, hidden_dim, hidden_dim, blocks_in)
+        self.transition = ResMLP(latent_dim + input_dim + level_dim, hidden_dim, hidden_dim, blocks_in)
         self.gru = nn.GRUCell(hidden_dim, latent_dim)
         self.posterior = ResMLP(latent_dim, hidden_dim, latent_dim, blocks_out)
         self.head = nn.Linear(latent_dim, token_dim)
@@ -50,13 +54,15 @@ class PaperUnit(nn.Module):
 
 class FastUnit(nn.Module):
     def __init__(
-        self, token_dim: int, latent_dim: int, hidden_dim: int, mlp_layers: int, level_dim: int, num_levels: int
+        self, token_dim: int, latent_dim: int, hidden_dim: int, mlp_layers: int, level_dim: int, num_levels: int,
+        input_dim: int | None = None,
     ) -> None:
         super().__init__()
+        input_dim = token_dim if input_dim is None else input_dim
         blocks_in = max(1, mlp_layers // 2)
         blocks_out = max(1, mlp_layers - blocks_in)
         self.level_embedding = LevelEmbedding(level_dim, num_levels)
-        self.embed = ResMLP(token_dim + level_dim, hidden_dim, hidden_dim, blocks_in)
+        self.embed = ResMLP(input_dim + level_dim, hidden_dim, hidden_dim, blocks_in)
         self.gru = nn.GRU(hidden_dim, latent_dim, num_layers=1, batch_first=True)
         self.head = ResMLP(latent_dim + hidden_dim, hidden_dim, token_dim, blocks_out)
 

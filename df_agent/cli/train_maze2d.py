@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--context-noise-prob", type=float, default=0.1,
                        help="fraction of windows whose start observation is trained as noisy/missing (k > 0), so "
                             "noise flags at planning time mean something")
+    model.add_argument("--position-encoding", choices=("none", "fourier"), default="none",
+                       help="fourier: append Fourier features of every frame's (x, y) to the model's inputs, "
+                            "so the wall map is learnt faster (see df_agent/backbones/encodings.py)")
     model.add_argument("--export", type=Path, default=None,
                        help="also write the final checkpoint here (e.g. df_agent/checkpoints/maze2d-umaze)")
     add_train_arguments(parser, _default_train_config())
@@ -71,7 +74,7 @@ def build_model(windows: Any, args: argparse.Namespace):
     config = DFModelConfig(
         token_dim=windows.token_dim, context_dim=windows.context_dim, latent_dim=args.latent_dim,
         hidden_dim=args.hidden_dim, mlp_layers=args.mlp_layers, backbone=args.backbone,
-        context_noise_prob=args.context_noise_prob,
+        context_noise_prob=args.context_noise_prob, position_encoding=args.position_encoding,
         token_spec={"frame_stack": args.frame_stack, "frame": ["x", "y", "vx", "vy", "ax", "ay"],
                     "obs_dim": 4, "action_dim": 2, "context": ["x", "y", "vx", "vy"]},
     )
