@@ -49,6 +49,15 @@ CHECKPOINT_FORMAT_VERSION = 1
 # Suffixes of files produced by torch.save / pickle. Loading them runs arbitrary code, so they are refused.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 
+# Checkpoints shipped inside the package: df_agent/checkpoints/NAME (maze2d-umaze, maze2d-medium, maze2d-large).
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """The directory of the shipped checkpoint NAME (it may be absent from a checkout without the weights)."""
+    return SHIPPED_CHECKPOINTS / name
+
+
 # model_type -> "module:Class" (imported lazily) or a class object. Heads add theirs with `register_model_type`;
 # types that must load in a fresh process without prior imports belong in this default table.
 DEFAULT_MODEL_TYPES: dict[str, str] = {
@@ -398,6 +407,11 @@ def read_checkpoint_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{config_path} is not valid JSON: {error.msg} at line {error.lineno} "
                               f"column {error.colno}") from error
+    return validate_checkpoint_config(config, config_path)
+
+
+def validate_checkpoint_config(config: Any, config_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check a parsed `config.json` (format, model_type, model_config, metadata); returns it unchanged."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
     if config.get("format") != CHECKPOINT_FORMAT:
@@ -474,14 +488,17 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
     *,
     verify_checksum: bool = True,
+    config: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Build the model a checkpoint directory describes and load its weights; returns it in eval mode.
 
     The weights are checked against the model built from `config.json` (every key present, no extra keys,
     equal shapes) before anything is copied, and against the sha256 recorded at save time.
+    config: the directory's config.json as `read_checkpoint_config` returned it, when the caller has read it
+    already (it is then not read again).
     """
     directory = resolve_checkpoint_dir(path)
-    config = read_checkpoint_config(directory)
+    config = read_checkpoint_config(directory) if config is None else config
     weights_path = directory / WEIGHTS_FILE
     header = read_safetensors_header(weights_path)
     recorded = config.get("files", {}).get(WEIGHTS_FILE, {})

@@ -217,14 +217,15 @@ def _per_env(value: Any, n: int, what: str) -> np.ndarray:
 
 def load_df_imitation_policy(checkpoint: str | Path, checkpoint_config: Mapping[str, Any] | None = None,
                              **overrides: Any) -> DFImitationPolicy:
-    """Build the policy from a `df_imitation` checkpoint directory (the hook of the ROS 2 policy loader).
+    """Build the policy from a `df_imitation` checkpoint directory (`policies.loading.load_policy` calls it).
 
     Policy settings come from `overrides`, else from `metadata.policy` in config.json, else the defaults.
+    checkpoint_config: config.json when the caller has read it already.
     """
     from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
 
     checkpoint_config = dict(checkpoint_config or read_checkpoint_config(checkpoint))
-    model = load_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint, config=checkpoint_config)
     if not isinstance(model, ImitationDFModel):
         raise ValueError(f"{checkpoint}: holds a {type(model).__name__}, not a {MODEL_TYPE} model")
     stored = checkpoint_config.get("metadata", {}).get("policy", {})
@@ -238,13 +239,3 @@ def load_df_imitation_policy(checkpoint: str | Path, checkpoint_config: Mapping[
             settings[key] = tuple(settings[key])
     return DFImitationPolicy(model, DFImitationPolicyConfig(**settings))
 
-
-def _register_with_ros_bridge() -> None:
-    try:
-        from hardware.policy_loader import register_policy_loader
-    except ImportError:  # the bridge package is not installed: nothing to register with
-        return
-    register_policy_loader(MODEL_TYPE, lambda checkpoint, config: load_df_imitation_policy(checkpoint, config))
-
-
-_register_with_ros_bridge()

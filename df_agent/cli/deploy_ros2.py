@@ -67,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.signals import SignalHandlerOptions
 
-    from hardware.policy_loader import load_policy
     from hardware.policy_node import PolicyNode
-    from hardware.scripted_policies import ReachTargetPolicy
     from hardware.spin import spin_until_stopped
+    from policies.loading import load_policy
+    from policies.scripted import ReachTargetPolicy
 
     policy = load_policy(args.checkpoint) if args.checkpoint else ReachTargetPolicy(args.reach_target)
     ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None

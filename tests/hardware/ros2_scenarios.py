@@ -32,8 +32,8 @@ from hardware.config import load_config
 from hardware.messages import joint_state_msg, msg_to_pose, numpy_to_image, pose_to_msg, qos_profile
 from hardware.policy_node import PolicyNode
 from hardware.safety import Pose
-from hardware.scripted_policies import ReachTargetPolicy, ReplayActionsPolicy
 from hardware.spin import spin_once
+from policies.scripted import ReachTargetPolicy, ReplayActionsPolicy
 
 DOWN = [0.0, 1.0, 0.0, 0.0]  # tool pointing down, as the Franka usually is
 CONFIG = load_config()

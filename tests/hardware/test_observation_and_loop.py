@@ -12,7 +12,7 @@ from hardware.config import RobotConfig, load_config
 from hardware.control_loop import ControlLoop
 from hardware.observation import JointReading, ObservationCache, build_policy_observation, camera_noise_level
 from hardware.safety import Pose
-from hardware.scripted_policies import ReachTargetPolicy, ReplayActionsPolicy
+from policies.scripted import ReachTargetPolicy, ReplayActionsPolicy
 
 CONFIG = load_config()
 DOWN = [0.0, 1.0, 0.0, 0.0]

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hardware.policy_loader import known_policy_kinds, load_policy, write_reach_target_checkpoint
-from hardware.scripted_policies import ReachTargetPolicy, ReplayActionsPolicy
+from policies.loading import known_policy_kinds, load_policy, write_reach_target_checkpoint
+from policies.scripted import ReachTargetPolicy, ReplayActionsPolicy
 
 
 def test_reach_target_checkpoint_round_trip(tmp_path):

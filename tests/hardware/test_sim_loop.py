@@ -20,7 +20,7 @@ TARGET = [0.55, 0.10, 0.25]
 
 
 def test_sim_and_deploy_close_the_loop_and_the_arm_reaches_the_policy_target(netns_run, tmp_path):
-    from hardware.policy_loader import write_reach_target_checkpoint
+    from policies.loading import write_reach_target_checkpoint
 
     checkpoint = write_reach_target_checkpoint(tmp_path / "reach", TARGET)
     cli = f"{shlex.quote(sys.executable)} -m df_agent.cli.main"

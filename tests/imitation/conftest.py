@@ -17,14 +17,3 @@ def _one_torch_thread():
     yield
     torch.set_num_threads(previous)
 
-
-@pytest.fixture(autouse=True)
-def _restore_policy_loaders():
-    # Importing policies.df_imitation registers its ROS 2 loader process-wide; undo that after each test so
-    # other test folders see the loader table they expect whatever order pytest runs them in.
-    from hardware import policy_loader
-
-    saved = dict(policy_loader._LOADERS)
-    yield
-    policy_loader._LOADERS.clear()
-    policy_loader._LOADERS.update(saved)

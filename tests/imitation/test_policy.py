@@ -149,12 +149,10 @@ def test_pyramid_schedule_over_several_tokens():
     assert policy.last_plan["actions"].shape == (2, 3, policy.horizon, 7)
 
 
-def test_loader_and_ros_bridge_hook(tmp_path):
+def test_loader_needs_no_registration(tmp_path):
     from df_agent.checkpoint import save_checkpoint
-    from hardware.policy_loader import known_policy_kinds, load_policy
-    from policies.df_imitation import DFImitationPolicy, _register_with_ros_bridge, load_df_imitation_policy
-
-    _register_with_ros_bridge()  # what importing the module does (undone between tests by conftest)
+    from policies.df_imitation import DFImitationPolicy, load_df_imitation_policy
+    from policies.loading import known_policy_kinds, load_policy
 
     save_checkpoint(tmp_path / "ckpt", fitted_model(), metadata={"policy": {"sampling_steps": 2, "memory": False}})
     policy = load_df_imitation_policy(tmp_path / "ckpt")

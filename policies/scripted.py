@@ -1,4 +1,4 @@
-"""Simple, real policies for demos and tests of the bridge (the DF imitation policy plugs in the same way).
+"""Scripted Franka policies for demos and tests of the ROS 2 bridge (the DF imitation policy plugs in the same way).
 
 Both follow the `policies.base.Policy` protocol: batched dict observations in, actions
 `[N, 7]` = (dx, dy, dz, droll, dpitch, dyaw, gripper) out, gripper 1 = open, 0 = closed.
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.transforms import normalize_quaternion, quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
+from df_agent.geometry import normalize_quaternion, quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
 
 ACTION_DIM = 7
 
