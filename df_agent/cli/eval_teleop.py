@@ -48,22 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from df_agent.checkpoint import read_checkpoint_config
-    from policies.df_imitation import load_df_imitation_policy
+    from policies.loading import load_policy
 
     if args.episodes < 1 or args.num_envs < 1 or args.max_steps < 1:
         raise ValueError("--episodes, --num-envs and --max-steps must be >= 1")
-    checkpoint_config = read_checkpoint_config(args.checkpoint)
-    if checkpoint_config["model_type"] != "df_imitation":
-        raise ValueError(f"{args.checkpoint}: model_type is {checkpoint_config['model_type']!r}, "
-                         "expected 'df_imitation'")
     if args.offline_data is not None:
-        return _run_offline(args, checkpoint_config)
-    overrides = {"memory": not args.memoryless, "flag_corrupted": args.flag_noisy, "schedule": args.schedule,
-                 "horizon_tokens": args.horizon_tokens, "sampling_steps": args.sampling_steps, "seed": args.seed}
-    if args.corrupted_level is not None:
-        overrides["corrupted_level"] = args.corrupted_level
-    policy = load_df_imitation_policy(args.checkpoint, checkpoint_config, **overrides)
+        return _run_offline(args)
+    policy = load_policy(args.checkpoint, kind="df_imitation", memory=not args.memoryless,
+                         flag_corrupted=args.flag_noisy, schedule=args.schedule, horizon_tokens=args.horizon_tokens,
+                         sampling_steps=args.sampling_steps, seed=args.seed, corrupted_level=args.corrupted_level)
     started = time.monotonic()
     records = evaluate(policy, args.episodes, args.seed, args.corruption, args.num_envs, args.max_steps,
                        progress=not args.no_progress)
@@ -95,12 +88,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_offline(args: argparse.Namespace, checkpoint_config: dict[str, Any]) -> int:
-    from df_agent.checkpoint import load_checkpoint
+def _run_offline(args: argparse.Namespace) -> int:
+    from data.imitation_episodes import load_replay_buffer_episodes
+    from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
     from df_agent.imitation.offline import chunk_prediction_error
-    from df_agent.imitation.windows import load_replay_buffer_episodes
 
-    model = load_checkpoint(args.checkpoint)
+    checkpoint_config = read_checkpoint_config(args.checkpoint)
+    if checkpoint_config["model_type"] != "df_imitation":
+        raise ValueError(f"{args.checkpoint}: model_type is {checkpoint_config['model_type']!r}, "
+                         "expected 'df_imitation'")
+    model = load_checkpoint(args.checkpoint, config=checkpoint_config)
     data = checkpoint_config.get("metadata", {}).get("data", {})
     episode_ids = data.get("val_episode_ids")
     if not episode_ids:

@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from data.imitation_episodes import load_replay_buffer_episodes
     from data.replay_buffer import ReplayBuffer
     from df_agent.imitation import ImitationConfig, ImitationDFModel
-    from df_agent.imitation.windows import DEFAULT_DATA_KEYS, TeleopTokenSource, load_replay_buffer_episodes
+    from df_agent.imitation.windows import DEFAULT_DATA_KEYS, TeleopTokenSource
     from df_agent.training import train
     from df_agent.training.cli_args import train_config_from_args
 

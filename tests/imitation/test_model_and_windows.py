@@ -7,13 +7,13 @@ import pytest
 import torch
 from imitation_helpers import fitted_model, synthetic_episode, tiny_config, write_buffer
 
+from data.imitation_episodes import load_replay_buffer_episodes
 from df_agent.checkpoint import load_checkpoint, resolve_model_class, save_checkpoint
 from df_agent.imitation import ImitationDFModel
 from df_agent.imitation.windows import (
     TeleopTokenSource,
     collate,
     episode_to_tokens,
-    load_replay_buffer_episodes,
     resize_frames,
 )
 
