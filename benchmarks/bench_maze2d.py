@@ -77,10 +77,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from df_agent.checkpoint import load_checkpoint
-    from df_agent.cli.eval_maze2d import shipped_checkpoint_dir
+    from envs.maze2d.policies import default_checkpoint
     from planners.baselines import MAZE_SAMPLING, make_planner
 
-    checkpoint = args.checkpoint or shipped_checkpoint_dir(ENV_ID)
+    checkpoint = args.checkpoint or default_checkpoint(ENV_ID)
     model = load_checkpoint(checkpoint).eval()
     if args.quick:
         steps, horizon, repeats, episodes, loop_envs, loop_horizon = 5, 10, 1, 2, 2, 3

@@ -67,88 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--obs-noise or --drop-prob is given); --no-flag-corruption treats them as clean")
 
 
-def shipped_checkpoint_dir(env_id: str) -> Path:
-    """Where the packaged DF checkpoint of this env's maze lives (filled in by the maze2d-results work)."""
-    from envs.maze2d.maps import parse_env_id
-
-    spec, _ = parse_env_id(env_id)
-    return Path(__file__).resolve().parents[1] / "checkpoints" / f"maze2d-{spec.name}"
-
-
-def load_checkpoint_policy(checkpoint_dir: Path, env_id: str, seed: int,
-                           planner_options: dict[str, Any] | None = None) -> Any:
-    """Build the DF MPC policy from a checkpoint directory (config.json + model.safetensors).
-
-    planner_options: `planner` (a preset name of planners/baselines.py, default "df") and DFPlannerConfig
-    overrides such as `guidance_scale`, `mcg_samples`, `sampling_steps` (None values keep the preset's).
-    """
-    checkpoint_dir = Path(checkpoint_dir)
-    if not checkpoint_dir.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} does not exist")
-    missing = [name for name in ("config.json", "model.safetensors") if not (checkpoint_dir / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"checkpoint directory {checkpoint_dir} lacks {', '.join(missing)}")
-    from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
-    from envs.maze2d.maps import parse_env_id
-    from policies.mpc import MPCPolicy
-
-    config = read_checkpoint_config(checkpoint_dir)
-    if config.get("model_type") != "df_lowdim":
-        raise ValueError(f"{checkpoint_dir} holds a {config.get('model_type')!r} model; maze2d planning needs a "
-                         "'df_lowdim' DFModel checkpoint (df-agent train maze2d)")
-    spec, _ = parse_env_id(env_id)
-    trained_maze = config.get("metadata", {}).get("maze")
-    if trained_maze is not None and trained_maze != spec.name:
-        raise ValueError(f"{checkpoint_dir} was trained on maze {trained_maze!r} but {env_id} is maze {spec.name!r}")
-    options = dict(planner_options or {})
-    # A checkpoint may carry the planner settings tuned for it (metadata.planner_defaults, e.g. the guidance
-    # scale of a maze); they replace the preset's values, and explicit options replace them in turn.
-    tuned = config.get("metadata", {}).get("planner_defaults", {}) or {}
-    if not isinstance(tuned, dict):
-        raise ValueError(f"{checkpoint_dir}/config.json: metadata.planner_defaults must be an object, got {tuned!r}")
-    for key, value in tuned.items():
-        if options.get(key) is None:
-            options[key] = value
-    name = options.pop("planner", None) or "df"
-    max_horizon = options.pop("max_horizon", None)
-    predicted_obs_level = options.pop("predicted_obs_level", None)
-    context = options.pop("context", None) or "observation"
-    model = load_checkpoint(checkpoint_dir)
-    return MPCPolicy.from_preset(name, model, seed=seed, max_horizon=max_horizon,
-                                 predicted_obs_level=predicted_obs_level, context=context, **options)
-
-
-def build_policy(name: str, env_id: str, seed: int, planner_options: dict[str, Any] | None = None) -> Any:
-    from envs.maze2d.maps import parse_env_id
-
-    parse_env_id(env_id)  # unknown ids fail here, before anything is built
-    if name == "random":
-        from policies.random_policy import RandomPolicy
-
-        return RandomPolicy(action_dim=2, seed=seed)
-    if name == "expert":
-        from envs.maze2d.expert import ExpertPolicy
-
-        return ExpertPolicy.for_env(env_id, seed=seed)
-    if name == "expert-d4rl":
-        from envs.maze2d.expert import ExpertPolicy
-
-        return ExpertPolicy.for_env(env_id, seed=seed, replan="goal_change")
-    if name == "default":
-        checkpoint = shipped_checkpoint_dir(env_id)
-        if not checkpoint.is_dir():
-            raise FileNotFoundError(
-                f"no shipped checkpoint for {env_id} at {checkpoint}; pass --policy random, expert or a checkpoint dir"
-            )
-        return load_checkpoint_policy(checkpoint, env_id, seed, planner_options)
-    path = Path(name)
-    if path.exists():
-        return load_checkpoint_policy(path, env_id, seed, planner_options)
-    raise ValueError(
-        f"--policy {name!r} is neither random, expert, expert-d4rl, default nor an existing checkpoint directory"
-    )
-
-
 def corruption_from_args(args: argparse.Namespace) -> Any:
     """The ObservationCorruption the flags ask for (None for a clean run); bad values fail with the flag's name."""
     import math
@@ -196,6 +114,7 @@ def run_label(args: argparse.Namespace, planner_info: dict[str, Any] | None, cor
 
 def run(args: argparse.Namespace) -> int:
     from envs.evaluation import evaluate
+    from envs.maze2d.policies import build_policy, checkpoint_of
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
@@ -217,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                        "max_horizon": max_horizon,
                        "predicted_obs_level": predicted_obs_level,
                        "context": getattr(args, "context", None)}
-    policy = build_policy(args.policy, args.env, args.seed, planner_options)
+    policy = build_policy(args.policy, args.env, args.seed, **planner_options)
     planner_info = None
     planner = getattr(policy, "planner", None)
     if planner is not None:
@@ -225,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
         planner_info = {"preset": planner_options["planner"] or "df",
                         **{key: value for key, value in planner_options.items() if key != "planner"},
-                        "checkpoint": str(shipped_checkpoint_dir(args.env) if args.policy == "default"
-                                          else args.policy)}
+                        "checkpoint": str(checkpoint_of(args.policy, args.env))}
         config = getattr(planner, "config", None)
         if is_dataclass(config):
             planner_info["config"] = asdict(config)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from df_agent.checkpoint import load_checkpoint
-from df_agent.cli.eval_maze2d import shipped_checkpoint_dir
 from envs.maze2d.feasibility import plan_feasibility, random_starts
 from envs.maze2d.grid import MazeGrid
 from envs.maze2d.maps import get_maze
+from envs.maze2d.policies import default_checkpoint
 from planners.base import Plan
 from planners.baselines import make_planner
 
@@ -66,7 +66,7 @@ def test_a_straight_line_through_the_maze_is_reported_as_crossing_walls():
 
 
 def test_shipped_umaze_model_plans_unguided_and_guided():
-    model = load_checkpoint(shipped_checkpoint_dir("maze2d-umaze-v0"))
+    model = load_checkpoint(default_checkpoint("maze2d-umaze-v0"))
     unguided = plan_feasibility(make_planner("df", model, guidance_scale=0.0), "umaze", horizon=6, starts=16)
     guided = plan_feasibility(make_planner("df-no-mcg", model, guidance_scale=0.2), "umaze", horizon=6, starts=16)
     for report in (unguided, guided):
@@ -83,7 +83,7 @@ def test_feasibility_script_writes_one_report_per_scale(tmp_path, capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "feasibility.json"
-    checkpoint = str(shipped_checkpoint_dir("maze2d-umaze-v0"))
+    checkpoint = str(default_checkpoint("maze2d-umaze-v0"))
     assert module.main([checkpoint, "--horizon", "3", "--starts", "4", "--guidance-scales", "0", "0.2",
                         "--planner", "df-no-mcg", "--out", str(out)]) == 0
     data = json.loads(out.read_text())

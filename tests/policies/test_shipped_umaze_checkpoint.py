@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
-from df_agent.cli.eval_maze2d import build_policy, shipped_checkpoint_dir
 from envs.evaluation import evaluate
+from envs.maze2d.policies import build_policy, default_checkpoint
 
 
 def test_shipped_umaze_checkpoint_is_a_loadable_df_model():
-    checkpoint = shipped_checkpoint_dir("maze2d-umaze-v0")
+    checkpoint = default_checkpoint("maze2d-umaze-v0")
     model = load_checkpoint(checkpoint)
     assert model.model_type == "df_lowdim"
     assert model.config.token_dim == 60 and model.config.context_dim == 4
@@ -23,7 +23,7 @@ def test_shipped_umaze_checkpoint_is_a_loadable_df_model():
 def test_every_maze_ships_a_checkpoint_trained_on_it_with_a_model_card(env_id):
     from envs.maze2d.maps import parse_env_id
 
-    checkpoint = shipped_checkpoint_dir(env_id)
+    checkpoint = default_checkpoint(env_id)
     config = read_checkpoint_config(checkpoint)
     assert config["metadata"]["maze"] == parse_env_id(env_id)[0].name
     assert config["metadata"]["weights"] == "ema"
@@ -45,18 +45,18 @@ def test_checkpoint_planner_defaults_replace_the_preset_and_options_replace_them
     import json
     import shutil
 
-    from df_agent.cli.eval_maze2d import load_checkpoint_policy
+    from policies.loading import load_policy
 
     checkpoint = tmp_path / "ckpt"
-    shutil.copytree(shipped_checkpoint_dir("maze2d-umaze-v0"), checkpoint)
+    shutil.copytree(default_checkpoint("maze2d-umaze-v0"), checkpoint)
     config = json.loads((checkpoint / "config.json").read_text())
     config["metadata"]["planner_defaults"] = {"guidance_scale": 0.07}
     (checkpoint / "config.json").write_text(json.dumps(config))
-    tuned = load_checkpoint_policy(checkpoint, "maze2d-umaze-v0", 0, {"planner": "df-no-mcg"})
+    tuned = load_policy(checkpoint, maze="umaze", seed=0, planner="df-no-mcg")
     assert tuned.planner.config.guidance_scale == 0.07 and tuned.planner.config.mcg_samples == 1
-    explicit = load_checkpoint_policy(checkpoint, "maze2d-umaze-v0", 0, {"planner": "df", "guidance_scale": 0.3})
+    explicit = load_policy(checkpoint, maze="umaze", seed=0, planner="df", guidance_scale=0.3)
     assert explicit.planner.config.guidance_scale == 0.3
     config["metadata"]["planner_defaults"] = [0.07]
     (checkpoint / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="planner_defaults"):
-        load_checkpoint_policy(checkpoint, "maze2d-umaze-v0", 0, {"planner": "df"})
+        load_policy(checkpoint, maze="umaze", seed=0, planner="df")
