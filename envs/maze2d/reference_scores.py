@@ -13,20 +13,18 @@ controller, 100 seeded episodes each (seeds 0..99), measured on the env id itsel
 D4RL, Diffuser and the paper normalised their Multi2D rows with the single-goal maze's references;
 `single_goal_reference_scores` gives those (the runner reports both scores).
 
-`python -m envs.maze2d.reference_scores [--env ENV_ID ...]` re-measures and rewrites `reference_scores.json`.
+`python -m envs.maze2d.measure_references [--env ENV_ID ...]` re-measures and rewrites `reference_scores.json`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from df_agent.atomic_io import write_json_atomic
-from envs.maze2d.maps import ENV_IDS, env_id_for, get_maze, parse_env_id
+from envs.maze2d.maps import env_id_for, get_maze, parse_env_id
 
 log = logging.getLogger(__name__)
 REFERENCE_FILE = Path(__file__).with_name("reference_scores.json")
@@ -74,52 +72,3 @@ def normalized_score(returns: np.ndarray | float, ref_min: float, ref_max: float
     if not ref_max > ref_min:
         raise ValueError(f"reference scores must satisfy ref_max > ref_min, got {ref_min} / {ref_max}")
     return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
-
-
-def measure_reference_scores(env_id: str, episodes: int = 100, seed: int = 0) -> dict:
-    from envs.evaluation import evaluate
-    from envs.maze2d.expert import ExpertPolicy
-    from policies.random_policy import RandomPolicy
-
-    spec, multi_goal = parse_env_id(env_id)
-    random_result = evaluate(RandomPolicy(seed=seed), env_id, episodes, seed, progress=False)
-    replanning = evaluate(ExpertPolicy(spec.name, seed=seed), env_id, episodes, seed, progress=False)
-    # D4RL's reference script runs its one controller through the episodes in sequence: one env at a time.
-    # On a multi-goal env every episode brings a new goal, so it re-plans every episode (same run as replanning).
-    d4rl = evaluate(ExpertPolicy(spec.name, seed=seed, replan="goal_change"), env_id, episodes, seed, num_envs=1,
-                    progress=False)
-    return {
-        "env_id": env_id,
-        "maze": spec.name,
-        "multi_goal": multi_goal,
-        "episodes": episodes,
-        "seed": seed,
-        "ref_min_score": float(np.mean(random_result.episode_returns)),
-        "ref_max_score": float(np.mean(d4rl.episode_returns)),
-        "ref_max_score_replanning": float(np.mean(replanning.episode_returns)),
-        "random_return_std": float(np.std(random_result.episode_returns)),
-        "expert_return_std": float(np.std(d4rl.episode_returns)),
-        "replanning_expert_return_std": float(np.std(replanning.episode_returns)),
-        "d4rl_ref_min_score": spec.d4rl_ref_min_score,
-        "d4rl_ref_max_score": spec.d4rl_ref_max_score,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", choices=list(ENV_IDS), nargs="+", default=list(ENV_IDS))
-    parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    scores = load_reference_scores()
-    for env_id in args.env:
-        scores[env_id] = measure_reference_scores(env_id, args.episodes, args.seed)
-        log.info("%s: %s", env_id, scores[env_id])
-        # After every env, so an interrupted run keeps what it measured.
-        write_json_atomic(REFERENCE_FILE, scores, sort_keys=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
