@@ -51,11 +51,10 @@ def main() -> None:
     import torch
 
     from data.timeseries import load_dataset
-    from df_agent.cli.forecast_train import RECIPES
     from df_agent.forecasting.covariates import lags_for_frequency, num_time_features
     from df_agent.forecasting.io import write_results_json
     from df_agent.forecasting.model import ForecastDF, ForecastDFConfig
-    from df_agent.forecasting.training import TrainingConfig, evaluate_crps_sum, train_forecaster
+    from df_agent.forecasting.training import RECIPES, TrainingConfig, evaluate_crps_sum, train_forecaster
     from df_agent.forecasting.windows import task_from_dataset
 
     torch.set_num_threads(args.threads)

@@ -13,18 +13,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from df_agent.forecasting.training import RECIPES
 
-# Training settings a recipe fills in where the command line leaves them unset. "heldout" is what measured best on
-# exchange_rate_nips (docs/forecasting.md): the paper's validation windows are training windows, so in-sample early
-# stopping cannot see the model memorising the series; 5 windows were also too noisy to rank epochs. The holdout is
-# given in prediction lengths so the recipe carries over to datasets of other frequencies.
-RECIPES: dict[str, dict[str, float | int | None]] = {
-    "heldout": {"learning_rate": 1e-3, "max_epochs": 60, "val_sampling_steps": 10, "val_windows": 40,
-                "val_holdout_prediction_lengths": 10, "validate_every": 2, "ema_decay": 0.999},
-    "paper": {"learning_rate": 3e-4, "max_epochs": 100, "val_sampling_steps": None, "val_windows": None,
-              "val_holdout_prediction_lengths": 0, "validate_every": 1, "ema_decay": 0.0},
-}
+log = logging.getLogger(__name__)
 
 
 def resolve_recipe(args: argparse.Namespace, prediction_length: int) -> dict[str, float | int | None]:
