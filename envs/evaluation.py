@@ -179,6 +179,7 @@ class EvaluationResult:
         rows = [
             ("env", self.env_id),
             ("policy", self.policy),
+            *([("planner", self.label)] if self.planner is not None and self.label else []),
             ("episodes", f"{self.episodes} (seeds {self.seed}..{self.seed + self.episodes - 1})"),
             ("normalized score", f"{self.normalized_score_mean:.1f} ± {self.normalized_score_std:.1f}"),
             ("return", f"{self.return_mean:.1f} ± {self.return_std:.1f}"),

@@ -32,32 +32,31 @@ from planners.df_planner import DFPlanner, DFPlannerConfig
 class PlannerPreset:
     name: str
     description: str
-    planner: dict[str, Any] = field(default_factory=dict)  # DFPlannerConfig fields
+    planner: DFPlannerConfig = field(default_factory=DFPlannerConfig)
     execution: str = "actions"  # "actions": execute the plan's actions; "pd": track its states
     replan_once: bool = False  # plan once per episode over its whole length (Diffuser's protocol)
 
 
-# Shared by every preset so the table compares schedules and execution, not tuning. Picked on the shipped umaze
-# checkpoint, seeds 0-19 (the results table uses other seeds), `df` preset, 20 DDIM steps:
-# guidance 0.05 / 0.1 / 0.15 / 0.2 / 0.3 / 0.4 scored 62 / 88 / 107 / 110 / 98 / 93 (waypoint expert: 87 on those
-# seeds). 20 steps with guidance 0.2 beat the paper's 50 steps (50 steps: guidance 0.05 / 0.1 / 0.2 scored
-# 84 / 83 / 46; guidance acts once per row, so fewer rows want a larger scale) at 40% of the compute.
-MAZE_SAMPLING = {"sampling_steps": 20, "guidance_scale": 0.2}
+# Every preset shares the sampling settings of `DFPlannerConfig()` (20 DDIM steps, guidance 0.2), so the table
+# compares schedules and execution, not tuning. Picked on the shipped umaze checkpoint, seeds 0-19 (the results
+# table uses other seeds), `df` preset, 20 DDIM steps: guidance 0.05 / 0.1 / 0.15 / 0.2 / 0.3 / 0.4 scored
+# 62 / 88 / 107 / 110 / 98 / 93 (waypoint expert: 87 on those seeds). 20 steps with guidance 0.2 beat the paper's
+# 50 steps (50 steps: guidance 0.05 / 0.1 / 0.2 scored 84 / 83 / 46; guidance acts once per row, so fewer rows
+# want a larger scale) at 40% of the compute.
+DF = DFPlannerConfig()
+MAZE_SAMPLING = {"sampling_steps": DF.sampling_steps, "guidance_scale": DF.sampler.guidance_scale}
 
 PRESETS: dict[str, PlannerPreset] = {
     preset.name: preset
     for preset in (
-        PlannerPreset("df", "Diffusion Forcing: pyramid schedule, goal guidance, Monte Carlo Guidance",
-                      {**MAZE_SAMPLING, "schedule": "pyramid", "mcg_samples": 4}),
-        PlannerPreset("df-no-mcg", "Diffusion Forcing without Monte Carlo Guidance",
-                      {**MAZE_SAMPLING, "schedule": "pyramid", "mcg_samples": 1}),
+        PlannerPreset("df", "Diffusion Forcing: pyramid schedule, goal guidance, Monte Carlo Guidance", DF),
+        PlannerPreset("df-no-mcg", "Diffusion Forcing without Monte Carlo Guidance", DF.with_overrides(mcg_samples=1)),
         PlannerPreset("df-ar", "Diffusion Forcing with the autoregressive schedule",
-                      {**MAZE_SAMPLING, "schedule": "autoregressive", "mcg_samples": 1}),
+                      DF.with_overrides(schedule="autoregressive", mcg_samples=1)),
         PlannerPreset("full-sequence", "full-sequence sampling (Diffuser-style), executing its diffused actions",
-                      {**MAZE_SAMPLING, "schedule": "full_sequence", "mcg_samples": 1}),
+                      DF.with_overrides(schedule="full_sequence", mcg_samples=1)),
         PlannerPreset("diffuser-pd", "full-sequence plan at t=0 tracked by Diffuser's PD controller (Diffuser*)",
-                      {**MAZE_SAMPLING, "schedule": "full_sequence", "mcg_samples": 1},
-                      execution="pd", replan_once=True),
+                      DF.with_overrides(schedule="full_sequence", mcg_samples=1), execution="pd", replan_once=True),
     )
 }
 
@@ -69,11 +68,11 @@ def get_preset(name: str) -> PlannerPreset:
 
 
 def make_planner(name: str, model: Any, **overrides: Any) -> DFPlanner:
-    """The DFPlanner of a named preset; `overrides` replace DFPlannerConfig fields (e.g. guidance_scale)."""
+    """The DFPlanner of a named preset; `overrides` replace DFPlannerConfig or SamplerConfig fields (e.g.
+    guidance_scale, sampling_steps); None values keep the preset's."""
     preset = get_preset(name)
-    values = {**preset.planner, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        config = DFPlannerConfig(**values)
+        config = preset.planner.with_overrides(**overrides)
     except TypeError as error:
         raise ValueError(f"bad planner override for {name!r}: {error}") from error
     return DFPlanner(model, config)

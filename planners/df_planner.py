@@ -17,16 +17,18 @@ The plan's actions are the model's own diffused actions (the paper executes them
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from df_agent.sampler import SamplerConfig, encode_context, sample
+from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
 
@@ -37,21 +39,26 @@ OBS_DIM = 4  # maze2d frame layout: [x, y, vx, vy, ax, ay]
 ACTION_DIM = 2
 
 
+def _default_sampler() -> SamplerConfig:
+    # The `df` preset's sampler (planners/baselines.py has the measurements behind these values).
+    return SamplerConfig(guidance_scale=0.2, mcg_samples=4)
+
+
 @dataclass
 class DFPlannerConfig:
+    """Every setting of a `DFPlanner`; the defaults are the `df` preset (planners/baselines.py).
+
+    `sampler` is the Algorithm-2 sampler's own `SamplerConfig` (guidance scale, MCG samples, DDIM eta, ...), so
+    a new sampler setting is a planner setting without being copied here. `with_overrides` applies flat
+    overrides (a name of either dataclass) with `dataclasses.replace`.
+    """
+
     schedule: str = "pyramid"  # "pyramid", "autoregressive" or "full_sequence"
-    sampling_steps: int = 50  # DDIM steps per token (B.6: 50 for non-video domains)
+    # DDIM steps per token. B.6 uses 50 for non-video domains; on maze2d 20 steps with guidance 0.2 scored
+    # higher at 40% of the compute (planners/baselines.py).
+    sampling_steps: int = 20
     uncertainty_scale: float = 1.0  # pyramid: token t starts t * u rows after token 0
-    # 0 disables goal guidance. The reward sums distances (env units) over every frame, so the scale is small:
-    # with a briefly trained umaze model 0.03-0.05 kept plans out of walls while >= 0.1 pulled them through
-    # (docs/maze2d_results.md, preliminary measurements).
-    guidance_scale: float = 0.05
-    mcg_samples: int = 4  # Monte Carlo Guidance futures (1 = plain guidance)
-    guidance_weighting: str = "sigma"  # per-token guidance step factor, see SamplerConfig
-    guidance_grad_clip: float | None = None
     default_horizon: int = 30  # tokens planned when the caller gives no horizon
-    eta: float = 0.0  # DDIM eta (0 = deterministic given the initial noise)
-    stay_policy: str = "copy"
     seed: int | None = 0  # seeds the planner's own generator (None: torch's global generator)
     # How an observation flagged noisy (0 < k < K) enters the model, whose level-k inputs are
     # sqrt(a_k) x + sqrt(1 - a_k) eps: "scale" = it already carries that noise, only scale it by sqrt(a_k);
@@ -60,8 +67,13 @@ class DFPlannerConfig:
     # "bf16" runs the sampler under CPU/CUDA autocast: about 1.5x faster on CPUs with AVX512-BF16, at the
     # cost of bf16 rounding in the MLPs (guidance gradients and DDIM updates are still accumulated in fp32).
     precision: str = "fp32"
+    # Goal guidance (guidance_scale, 0 = off; the reward sums distances in env units over every frame, so the
+    # scale is small), Monte Carlo Guidance (mcg_samples, 1 = plain guidance), DDIM eta, the stay policy, ...
+    sampler: SamplerConfig = field(default_factory=_default_sampler)
 
     def __post_init__(self) -> None:
+        if isinstance(self.sampler, Mapping):  # from JSON
+            self.sampler = SamplerConfig(**self.sampler)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.sampling_steps < 1:
@@ -74,20 +86,51 @@ class DFPlannerConfig:
             raise ValueError(f"noisy_context must be one of {NOISY_CONTEXT}, got {self.noisy_context!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not math.isfinite(self.guidance_scale):
-            raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
-        # Validates mcg_samples, eta, stay_policy and guidance_weighting with the sampler's own messages.
-        self.sampler_config()
+        if not math.isfinite(self.sampler.guidance_scale):
+            raise ValueError(f"guidance_scale must be finite, got {self.sampler.guidance_scale}")
 
     def sampler_config(self) -> SamplerConfig:
-        return SamplerConfig(
-            eta=self.eta,
-            stay_policy=self.stay_policy,
-            guidance_scale=self.guidance_scale,
-            guidance_weighting=self.guidance_weighting,
-            mcg_samples=self.mcg_samples,
-            guidance_grad_clip=self.guidance_grad_clip,
-        )
+        """The SamplerConfig each plan samples with."""
+        return self.sampler
+
+    def with_overrides(self, **overrides: Any) -> DFPlannerConfig:
+        """A copy with `overrides` applied: each name is a DFPlannerConfig field or a SamplerConfig field
+        (guidance_scale, mcg_samples, ...); None values mean "not given" and are skipped."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        unknown = sorted(set(given) - PLANNER_FIELDS - SAMPLER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown planner override(s) {unknown}; settings are DFPlannerConfig fields "
+                             f"{sorted(PLANNER_FIELDS)} and SamplerConfig fields {sorted(SAMPLER_FIELDS)}")
+        sampler = {name: value for name, value in given.items() if name in SAMPLER_FIELDS}
+        own = {name: value for name, value in given.items() if name in PLANNER_FIELDS}
+        return dataclasses.replace(self, **own, sampler=dataclasses.replace(self.sampler, **sampler))
+
+
+PLANNER_FIELDS = frozenset(f.name for f in dataclasses.fields(DFPlannerConfig)) - {"sampler"}
+SAMPLER_FIELDS = frozenset(f.name for f in dataclasses.fields(SamplerConfig))
+assert not PLANNER_FIELDS & SAMPLER_FIELDS, "a flat override name must say which config it sets"
+
+# Help of every planner setting, for the flags generated from the two dataclasses (df_agent/dataclass_args.py).
+SETTING_HELP = {
+    "schedule": "scheduling matrix over the planned tokens",
+    "sampling_steps": "DDIM steps per token",
+    "uncertainty_scale": "pyramid: token t starts t * U rows after token 0",
+    "default_horizon": "tokens planned when the caller gives no horizon",
+    "noisy_context": "how an observation flagged noisy enters the model: scale (it carries the noise) or renoise",
+    "precision": "sampling precision (bf16: autocast, faster on CPUs with AVX512-BF16)",
+    "eta": "DDIM eta (0 = deterministic given the initial noise)",
+    "stay_policy": "a token whose level does not change in a row: copy it or re-sample it",
+    "guidance_scale": "goal guidance scale (0 = unguided)",
+    "guidance_weighting": "per-token guidance step factor: sigma, variance or constant",
+    "mcg_samples": "Monte Carlo Guidance samples (1 = plain guidance)",
+    "guidance_grad_clip": "clip of the per-token guidance gradient norm",
+    "repair_level": "prior repair: re-noise the finished plan to this level and denoise it again (0 = off)",
+    "repair_steps": "prior repair: unguided DDIM rows per repair round",
+    "repair_rounds": "prior repair: rounds",
+    "selection_samples": "best-of-N: plans sampled per environment, the best by the guidance reward is kept",
+}
+SETTING_CHOICES = {"schedule": SCHEDULES, "noisy_context": NOISY_CONTEXT, "precision": PRECISIONS,
+                   "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS}
 
 
 def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertainty_scale: float = 1.0) -> Tensor:
@@ -268,7 +311,7 @@ class DFPlanner:
         goal_tensor = None if goal is None else self._tensor(goal, "goal", (batch, 2))
         matrix = self.levels_matrix(horizon)
         guidance = None
-        if goal_tensor is not None and self.config.guidance_scale != 0.0:
+        if goal_tensor is not None and self.config.sampler_config().guidance_scale != 0.0:
             guidance = self.guidance_fn(goal_tensor)
         with self._autocast(), torch.no_grad():
             z_start = self._start_latent(obs, levels, history)

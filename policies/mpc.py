@@ -125,7 +125,8 @@ class MPCPolicy:
         **planner_overrides: Any,
     ) -> MPCPolicy:
         """The policy of a named planner preset (see `planners.baselines.PRESETS`); `planner_overrides` replace
-        DFPlannerConfig fields (e.g. guidance_scale, precision="bf16"); max_horizon caps the planned tokens."""
+        DFPlannerConfig or SamplerConfig fields (e.g. guidance_scale, precision="bf16"); max_horizon caps the
+        planned tokens."""
         from planners.baselines import get_preset, make_planner
 
         preset = get_preset(name)

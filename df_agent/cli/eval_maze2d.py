@@ -18,6 +18,8 @@ from typing import Any
 
 PLANNER_PRESETS = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd")
 ENV_IDS = tuple(f"maze2d-{m}{s}-v0" for m in ("umaze", "medium", "large") for s in ("", "-multi"))
+# The planner's seed follows --seed; `sampler` is the nested SamplerConfig, whose fields get flags of their own.
+PLANNER_FLAGS_EXCLUDED = ("seed", "sampler")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,14 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "multi-goal results also carry normalized_score_*_single_goal_refs, the paper's Table 1 normalisation",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    planner = parser.add_argument_group("DF checkpoint planner (ignored for random / expert)")
+    planner = parser.add_argument_group(
+        "DF checkpoint planner (ignored for random / expert)",
+        "A planner setting not given here keeps the checkpoint's metadata.planner_defaults, else the preset's value.")
     planner.add_argument("--planner", default="df", choices=PLANNER_PRESETS,
                          help="planner preset run on the checkpoint's model (planners/baselines.py)")
-    planner.add_argument("--guidance-scale", type=float, default=None, help="goal guidance scale (default: preset)")
-    planner.add_argument("--mcg-samples", type=int, default=None, help="Monte Carlo Guidance samples (1 = off)")
-    planner.add_argument("--sampling-steps", type=int, default=None, help="DDIM steps per token (default: preset, 20)")
-    planner.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                         help="sampling precision (bf16: autocast, faster on CPUs with AVX512-BF16; default fp32)")
+    add_planner_setting_arguments(planner)
     planner.add_argument("--max-horizon", type=int, default=None, metavar="TOKENS",
                          help="cap on the planned tokens (default: the rest of the episode)")
     planner.add_argument("--predicted-obs-level", type=int, default=None, metavar="K",
@@ -65,6 +65,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     robust.add_argument("--flag-corruption", action=argparse.BooleanOptionalAction, default=None,
                         help="tell the policy which observations are noisy / missing (default: on when "
                         "--obs-noise or --drop-prob is given); --no-flag-corruption treats them as clean")
+
+
+def add_planner_setting_arguments(group: argparse._ArgumentGroup) -> None:
+    """One flag per DFPlannerConfig / SamplerConfig field (`--guidance-scale`, `--sampling-steps`, ...), default
+    None: a setting not given keeps the checkpoint's planner_defaults, else the preset's value."""
+    from df_agent.dataclass_args import add_dataclass_arguments
+    from df_agent.sampler import SamplerConfig
+    from planners.baselines import DF
+    from planners.df_planner import SETTING_CHOICES, SETTING_HELP, DFPlannerConfig
+
+    add_dataclass_arguments(group, DFPlannerConfig, help=SETTING_HELP, choices=SETTING_CHOICES,
+                            exclude=PLANNER_FLAGS_EXCLUDED, defaults=DF, defaults_name="df preset")
+    add_dataclass_arguments(group, SamplerConfig, help=SETTING_HELP, choices=SETTING_CHOICES, defaults=DF.sampler,
+                            defaults_name="df preset")
+
+
+def planner_settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """{setting: value or None} for every planner-setting flag (None = not given)."""
+    from df_agent.dataclass_args import dataclass_fields
+    from df_agent.sampler import SamplerConfig
+    from planners.df_planner import DFPlannerConfig
+
+    names = [f.name for f in (*dataclass_fields(DFPlannerConfig, PLANNER_FLAGS_EXCLUDED),
+                              *dataclass_fields(SamplerConfig))]
+    return {name: getattr(args, name, None) for name in names}
 
 
 def corruption_from_args(args: argparse.Namespace) -> Any:
@@ -94,12 +119,14 @@ def run_label(args: argparse.Namespace, planner_info: dict[str, Any] | None, cor
         label = str(args.policy)
     else:
         label = planner_info["preset"]
-        for key, short in (("guidance_scale", "g"), ("mcg_samples", "mcg"), ("sampling_steps", "steps"),
-                           ("precision", ""), ("max_horizon", "H"), ("predicted_obs_level", "pred"),
-                           ("context", "context ")):
+        short = {"guidance_scale": "g", "mcg_samples": "mcg", "sampling_steps": "steps", "precision": "",
+                 "max_horizon": "H", "predicted_obs_level": "pred", "context": "context "}
+        others = [key for key in planner_settings_from_args(args) if key not in short]
+        for key in (*short, *others):
             value = planner_info.get(key)
             if value is not None:
-                label += f" {short}{value}" if short else f" {value}"
+                prefix = short.get(key, f"{key}=")
+                label += f" {prefix}{value}" if prefix else f" {value}"
         if args.policy != "default":  # another checkpoint is another model: keep its runs apart in tables
             label += f" @{args.policy}"
     if corruption is not None:
@@ -129,10 +156,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--plan-figure-episodes must be in 1..6, got {figure_episodes}")
     corruption = corruption_from_args(args)
     planner_options = {"planner": getattr(args, "planner", None),
-                       "guidance_scale": getattr(args, "guidance_scale", None),
-                       "mcg_samples": getattr(args, "mcg_samples", None),
-                       "sampling_steps": getattr(args, "sampling_steps", None),
-                       "precision": getattr(args, "precision", None),
+                       **planner_settings_from_args(args),
                        "max_horizon": max_horizon,
                        "predicted_obs_level": predicted_obs_level,
                        "context": getattr(args, "context", None)}

@@ -29,7 +29,8 @@ def colour_fractions(path) -> tuple[float, float]:
 
 
 def tiny_policy() -> MPCPolicy:
-    planner = DFPlanner(trained_model(), DFPlannerConfig(sampling_steps=2, mcg_samples=1))
+    config = DFPlannerConfig().with_overrides(sampling_steps=2, mcg_samples=1, guidance_scale=0.05)
+    planner = DFPlanner(trained_model(), config)
     return MPCPolicy(planner, replan_every=4, max_horizon=3, keep_plans=8)
 
 

@@ -15,7 +15,7 @@ from tests.planners.tiny_models import FRAME_STACK, trained_model, untrained_mod
 
 def planner(model=None, **overrides) -> DFPlanner:
     values = {"sampling_steps": 6, "default_horizon": 4, "guidance_scale": 1.0, "mcg_samples": 1, **overrides}
-    return DFPlanner(model if model is not None else trained_model(), DFPlannerConfig(**values))
+    return DFPlanner(model if model is not None else trained_model(), DFPlannerConfig().with_overrides(**values))
 
 
 def test_plan_shapes_and_units():
@@ -209,11 +209,11 @@ def test_history_runs_through_the_latent():
 def test_presets_build_the_named_planners():
     model = trained_model()
     assert set(PRESETS) == {"df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd"}
-    assert make_planner("df", model).config.mcg_samples > 1
-    assert make_planner("df-no-mcg", model).config.mcg_samples == 1
+    assert make_planner("df", model).config.sampler.mcg_samples > 1
+    assert make_planner("df-no-mcg", model).config.sampler.mcg_samples == 1
     assert make_planner("df-ar", model).config.schedule == "autoregressive"
     assert make_planner("full-sequence", model).config.schedule == "full_sequence"
-    assert make_planner("df", model, guidance_scale=3.0, mcg_samples=None).config.guidance_scale == 3.0
+    assert make_planner("df", model, guidance_scale=3.0, mcg_samples=None).config.sampler.guidance_scale == 3.0
     assert PRESETS["diffuser-pd"].execution == "pd" and PRESETS["diffuser-pd"].replan_once
     import argparse
 

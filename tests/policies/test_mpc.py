@@ -18,7 +18,7 @@ class RecordingPlanner:
 
     def __init__(self, action_gain: float = 1.0, **config):
         values = {"sampling_steps": 4, "guidance_scale": 1.0, "mcg_samples": 1, **config}
-        self.inner = DFPlanner(trained_model(), DFPlannerConfig(**values))
+        self.inner = DFPlanner(trained_model(), DFPlannerConfig().with_overrides(**values))
         self.frame_stack = self.inner.frame_stack
         self.action_gain = action_gain
         self.calls: list[dict] = []

@@ -23,7 +23,8 @@ class RecordingPlanner(DFPlanner):
     """The real DF planner, remembering what each `plan` call was given."""
 
     def __init__(self, **config):
-        super().__init__(trained_model(), DFPlannerConfig(**{"sampling_steps": 2, "mcg_samples": 1, **config}))
+        super().__init__(trained_model(), DFPlannerConfig().with_overrides(
+            **{"sampling_steps": 2, "mcg_samples": 1, "guidance_scale": 0.05, **config}))
         self.calls: list[dict] = []
 
     def plan(self, observation, goal=None, horizon=None, history=None, noise_level=0):

@@ -53,9 +53,9 @@ def test_checkpoint_planner_defaults_replace_the_preset_and_options_replace_them
     config["metadata"]["planner_defaults"] = {"guidance_scale": 0.07}
     (checkpoint / "config.json").write_text(json.dumps(config))
     tuned = load_policy(checkpoint, maze="umaze", seed=0, planner="df-no-mcg")
-    assert tuned.planner.config.guidance_scale == 0.07 and tuned.planner.config.mcg_samples == 1
+    assert tuned.planner.config.sampler.guidance_scale == 0.07 and tuned.planner.config.sampler.mcg_samples == 1
     explicit = load_policy(checkpoint, maze="umaze", seed=0, planner="df", guidance_scale=0.3)
-    assert explicit.planner.config.guidance_scale == 0.3
+    assert explicit.planner.config.sampler.guidance_scale == 0.3
     config["metadata"]["planner_defaults"] = [0.07]
     (checkpoint / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="planner_defaults"):
