@@ -225,6 +225,9 @@ def deserialize_tolerant(store: Any, rawdata: bytes | memoryview, typename: str)
 
 def decode_image(msg: Any, size: tuple[int, int]) -> np.ndarray:
     """sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8) -> RGB uint8 [height, width, 3], resized."""
+    from df_agent.optional import require
+
+    require("cv2", extra="teleop")
     import cv2
 
     encoding = str(msg.encoding).lower()
@@ -299,6 +302,9 @@ class StreamData:
 
 def read_bag(path: pathlib.Path, config: ImportConfig) -> tuple[dict[str, StreamData], np.ndarray, dict[str, Any]]:
     """Decode the configured streams of one bag. Returns streams by key, marker stamps (ns) and statistics."""
+    from df_agent.optional import require
+
+    require("rosbags", extra="teleop")
     from rosbags.rosbag2 import Reader
     from rosbags.typesys import Stores, get_typestore
 

@@ -518,3 +518,6 @@ def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30
         finally:
             writer.release()
     return path
+    from df_agent.optional import require
+
+    require("cv2", extra="video")

@@ -26,7 +26,7 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # Pin the CPU build first: an unpinned torch would pull a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-extras="dev,forecast"
+extras="dev,forecast,video,teleop,maze2d-data"
 [ "$(uname -m)" = "x86_64" ] && extras="$extras,ros2"
 "$VENV/bin/python" -m pip install -q -e ".[$extras]"
 echo "df-agent is installed in $VENV (activate with: source $VENV/bin/activate)"

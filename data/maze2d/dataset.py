@@ -73,6 +73,9 @@ def _observation_array(observations, dataset_id: str, episode_id: int) -> np.nda
 
 def load_maze2d_episodes(dataset_id: str) -> Maze2DEpisodes:
     """All episodes of a local Minari dataset, as float32 arrays in memory."""
+    from df_agent.optional import require
+
+    require("h5py", extra="maze2d-data")  # Minari's HDF5 storage
     import minari
     from minari.storage import get_dataset_path
 

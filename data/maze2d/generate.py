@@ -159,6 +159,10 @@ def write_minari_dataset(
     """Create the Minari dataset in a scratch root, then move it into place (an old copy survives failures)."""
     import warnings
 
+    from df_agent.optional import require
+
+    require("h5py", extra="maze2d-data")  # Minari's HDF5 storage
+
     import minari
     from minari.storage import get_dataset_path
 

@@ -38,6 +38,9 @@ def render_resolution(resolution: int) -> int:
 def downsample(frames: np.ndarray, resolution: int) -> np.ndarray:
     if frames.shape[1] == resolution:
         return frames
+    from df_agent.optional import require
+
+    require("cv2", extra="video")
     import cv2
 
     return np.stack([cv2.resize(frame, (resolution, resolution), interpolation=cv2.INTER_AREA) for frame in frames])

@@ -45,6 +45,9 @@ def _load_video_model(path: str):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
+    from df_agent.optional import require
+
+    require("cv2", "imageio", extra="video")  # rollout strips and animations
 
     from data.video_maze.store import VideoEpisodes
     from data.video_maze.windows import split_episodes

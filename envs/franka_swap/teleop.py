@@ -202,6 +202,9 @@ class _BagWriter:
     """Serialises messages with the rosbags ROS 2 Jazzy typestore (no ROS installation needed)."""
 
     def __init__(self, path: pathlib.Path, storage: str) -> None:
+        from df_agent.optional import require
+
+        require("rosbags", extra="teleop")
         from rosbags.rosbag2 import StoragePlugin, Writer
         from rosbags.typesys import Stores, get_typestore
 
