@@ -23,6 +23,7 @@ import torch
 
 from df_agent.diffusion import ddim_step
 from df_agent.model import DFModel, DFModelConfig
+from df_agent.provenance import with_provenance
 from df_agent.sampler import sample
 from df_agent.scheduling import pyramid, steps_to_levels
 
@@ -134,7 +135,7 @@ def main() -> None:
           f"fast+bf16 {bf16_tps:,.0f} (x{bf16_tps / paper_tps:.1f})")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+            json.dump(with_provenance(results), handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import with_provenance
 
 PLANNERS = ("df", "full-sequence")
 ENV_ID = "maze2d-umaze-v0"
@@ -124,7 +125,7 @@ def main() -> None:
     if args.quick:
         print("(quick run: settings far from the defaults, the scores mean nothing)")
     if args.json:
-        write_json_atomic(args.json, results)
+        write_json_atomic(args.json, with_provenance(results))
 
 
 if __name__ == "__main__":

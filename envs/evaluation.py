@@ -157,6 +157,7 @@ class EvaluationResult:
     # What ran, for result tables (filled by the CLI when it knows: preset, guidance, MCG samples, ...).
     label: str | None = None
     planner: dict[str, Any] | None = None
+    produced_by: dict[str, Any] | None = None  # df_agent.provenance: version, git commit, command, time
     # Per collected episode, the plans made: (episode step, predicted xy [steps, 2]); not saved.
     plans: list[list[tuple[int, np.ndarray]]] = field(default_factory=list, repr=False)
 
@@ -172,8 +173,11 @@ class EvaluationResult:
         return payload
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        """Write the result atomically (temp file + os.replace): a failed write leaves an old file intact."""
-        return write_json_atomic(path, self.to_dict())
+        """Write the result atomically (temp file + os.replace): a failed write leaves an old file intact.
+        A result without `produced_by` gets this process's (its sys.argv as the command line)."""
+        from df_agent.provenance import with_provenance
+
+        return write_json_atomic(path, with_provenance(self.to_dict()))
 
     def table(self) -> str:
         rows = [
@@ -429,8 +433,28 @@ def plot_trajectories(result: EvaluationResult, path: str | os.PathLike, max_epi
     ax.set_xlim(-grid.n_cols / 2, grid.n_cols / 2)
     ax.set_ylim(-grid.n_rows / 2, grid.n_rows / 2)
     ax.set_aspect("equal")
-    ax.set_title(f"{result.policy} on {result.env_id}: score {result.normalized_score_mean:.1f}", fontsize=9)
+    ax.set_xlabel("x (env units)")
+    ax.set_ylabel("y (env units)")
+    shown = min(max_episodes, len(result.trajectories))
+    ax.legend(handles=_marker_legend(f"executed trajectory ({shown} of {len(result.records)} episodes, "
+                                     "one colour each)", "0.2"),
+              loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7, ncol=3, frameon=False)
+    ax.set_title(f"{result.label or result.policy} on {result.env_id}: score {result.normalized_score_mean:.1f}",
+                 fontsize=9)
     return _save_figure(fig, path)
+
+
+def _marker_legend(line_label: str, line_color: str, plan_color: str | None = None) -> list[Any]:
+    """Legend handles: the line(s) drawn, the start marker (o) and the goal marker (*)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=line_color, lw=1.4, label=line_label)]
+    if plan_color is not None:
+        handles.append(Line2D([], [], color=plan_color, lw=0.8, label="plans (drawn from where each was made)"))
+    handles += [Line2D([], [], ls="", marker="o", color="0.2", ms=5, label="start"),
+                Line2D([], [], ls="", marker="*", color="gold", mec="k", ms=11, label="goal"),
+                Line2D([], [], ls="", marker="s", color="0.35", ms=8, label="wall")]
+    return handles
 
 
 def _draw_walls(ax: Any, spec: Any, grid: Any, rectangle: Any) -> None:
@@ -497,11 +521,18 @@ def plot_plans(result: EvaluationResult, path: str | os.PathLike, every: int = 1
         reached = "never reached" if record.first_reach is None else f"reached at {record.first_reach}"
         ax.set_title(f"episode {record.episode} (seed {record.seed}): {len(plans)} plans, {reached}", fontsize=7)
     fig.suptitle(f"{result.label or result.policy} on {result.env_id}: plans (red), executed (blue)", fontsize=9)
+    fig.supxlabel("x (env units)", fontsize=8)
+    fig.supylabel("y (env units)", fontsize=8)
+    fig.legend(handles=_marker_legend("executed trajectory", "blue", plan_color="red"), loc="lower center",
+               bbox_to_anchor=(0.5, -0.06), fontsize=7, ncol=5, frameon=False)
     return _save_figure(fig, path)
 
 
 def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30, every: int = 2) -> Path:
     """MP4 (mp4v codec, through OpenCV) of rendered RGB frames, keeping every `every`-th frame."""
+    from df_agent.optional import require
+
+    require("cv2", extra="video")
     import cv2
 
     if not frames:
@@ -518,6 +549,3 @@ def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30
         finally:
             writer.release()
     return path
-    from df_agent.optional import require
-
-    require("cv2", extra="video")

@@ -56,6 +56,7 @@ def main() -> None:
     from df_agent.forecasting.model import ForecastDF, ForecastDFConfig
     from df_agent.forecasting.training import RECIPES, TrainingConfig, evaluate_crps_sum, train_forecaster
     from df_agent.forecasting.windows import task_from_dataset
+    from df_agent.provenance import with_provenance
 
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset, args.data_dir)
@@ -89,7 +90,7 @@ def main() -> None:
         "last_epoch_test_crps_sum": history[-1]["test_crps_sum"],
         "seconds": time.perf_counter() - started, "history": history,
     }
-    write_results_json(args.out, summary)
+    write_results_json(args.out, with_provenance(summary))
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=1))
 
 

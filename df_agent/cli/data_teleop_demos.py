@@ -7,6 +7,7 @@ import argparse
 import pathlib
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "mean_duration_s": sum(r.duration_s for r in results) / len(results),
         "results": [r.__dict__ for r in results],
     }
-    write_json_atomic(out_dir / "teleop_summary.json", summary)
+    write_json_atomic(out_dir / "teleop_summary.json", with_provenance(summary, command_of(args)))
     print(f"demos {len(results)}  successful {len(successes)}  mean length {summary['mean_duration_s']:.1f} s")
     print(f"bags in {out_dir}")
     if args.import_to and successes:

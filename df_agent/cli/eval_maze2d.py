@@ -198,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(result.table())
     if args.out is not None:
+        from df_agent.provenance import command_of, provenance
+
+        result.produced_by = provenance(command_of(args))
         result.save_json(args.out)
         print(f"results written to {args.out}")
     if plot is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "per_episode": records,
     }
-    write_json_atomic(args.out, result)
+    write_json_atomic(args.out, with_provenance(result, command_of(args)))
     print(f"success rate {result['success_rate']:.3f} ({successes}/{len(records)})  corruption={args.corruption} "
           f"flag_noisy={args.flag_noisy} memoryless={args.memoryless}  "
           f"mean stages {result['mean_stages_completed']:.2f}"
@@ -108,7 +109,7 @@ def _run_offline(args: argparse.Namespace) -> int:
                                                     seed=args.seed),
               "memoryless": chunk_prediction_error(model, episodes, memory=False,
                                                    sampling_steps=args.sampling_steps, seed=args.seed)}
-    write_json_atomic(args.out, result)
+    write_json_atomic(args.out, with_provenance(result, command_of(args)))
     for name in ("with_memory", "memoryless"):
         row = result[name]
         print(f"{name:12s} next-chunk action MSE (normalised) {row['action_mse']:.4f}  "

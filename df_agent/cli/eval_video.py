@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                     *np.linspace(training_frames, total_frames - 1, 9).astype(int).tolist()})
     results["media"] = [str(save_strip(media / "rollout_strip.png", rows, marks, args.context_frames))]
     results["media"] += [str(p) for p in save_animation(media / "rollouts", rows, every=2)]
-    write_json_atomic(out, results)
+    write_json_atomic(out, with_provenance(results, command_of(args)))
     table = ["method                          psnr   ssim   drift  statFD  featFD"]
     for method, entry in scores.items():
         table.append(f"{method:30s} {entry['psnr_within_horizon']:6.2f} {entry['ssim_within_horizon']:6.3f} "

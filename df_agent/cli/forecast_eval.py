@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from df_agent.cli.forecast_train import add_data_arguments
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         summary |= {"crps_sum_mean": float(scores.mean()), "crps_sum_std": float(scores.std(ddof=0))}
     else:
         summary["crps_sum_gluonts"] = runs[0]["crps_sum_gluonts"]
-    write_results_json(args.out, summary)
+    write_results_json(args.out, with_provenance(summary, command_of(args)))
     for run_result in runs:
         print(f"{run_result['checkpoint']}: CRPS-sum {run_result['crps_sum']:.5f} "
               f"(GluonTS evaluator {run_result['crps_sum_gluonts']:.5f})")

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from df_agent.forecasting.training import RECIPES
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_test:
             result |= evaluate_test(model, task, args.num_samples, seed=seed)
         result["total_seconds"] = time.perf_counter() - started
-        write_results_json(out_dir / "results.json", result)
+        write_results_json(out_dir / "results.json", with_provenance(result, command_of(args)))
         log.info("seed %d: best epoch %d, val CRPS-sum %.5f, test CRPS-sum %s, %.0f s", seed, record.best_epoch,
                  record.best_val_crps_sum, f"{result['crps_sum']:.5f}" if "crps_sum" in result else "not run",
                  result["total_seconds"])
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             scores = np.asarray([run["crps_sum"] for run in runs])
             summary |= {"crps_sum_mean": float(scores.mean()), "crps_sum_std": float(scores.std(ddof=0)),
                         "crps_sum": float(scores.mean())}
-        write_results_json(args.out / "results.json", summary)
+        write_results_json(args.out / "results.json", with_provenance(summary, command_of(args)))
     for run_result in runs:
         print(f"seed {run_result['seed']}: test CRPS-sum {run_result.get('crps_sum', float('nan')):.5f} "
               f"(best epoch {run_result['best_epoch']}, {run_result['train_seconds']:.0f} s training)")

@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args.command_line = ["df-agent", *argv]  # recorded in results files (df_agent.provenance)
     configure_logging(logging.WARNING if args.quiet else logging.INFO - 10 * min(args.verbose, 1))
     module = getattr(args, "_module", None)
     if module is None:

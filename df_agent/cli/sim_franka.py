@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -57,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
     print(json.dumps(summary, indent=2))
     if args.report:
-        write_json_atomic(args.report, summary)
+        write_json_atomic(args.report, with_provenance(summary, command_of(args)))
     return 0

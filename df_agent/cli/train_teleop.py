@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(args.run_dir) / "train_summary.json", summary)
+    write_json_atomic(Path(args.run_dir) / "train_summary.json", with_provenance(summary, command_of(args)))
     print(json.dumps(summary, indent=2))
     return 0

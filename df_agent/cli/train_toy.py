@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from df_agent.atomic_io import write_json_atomic
+from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         scores[name] = _score(task, samples, context)
     scores["data"] = _score(task, evaluation["tokens"], context)
     report = {"checkpoint": str(result.final_checkpoint), "steps": args.steps, "scores": scores}
-    write_json_atomic(Path(args.out) / "toy_results.json", report)
+    write_json_atomic(Path(args.out) / "toy_results.json", with_provenance(report, command_of(args)))
     print(f"{'':10s} {'residual':>9s} {'amplitude':>9s} {'context':>9s}   (errors, lower is better)")
     for name, row in scores.items():
         print(f"{name:10s} {row['residual']:9.4f} {row['amplitude']:9.4f} {row['context']:9.4f}")

@@ -50,9 +50,14 @@ def test_guidance_scale_flag_reaches_the_sampler(tuned_checkpoint, tmp_path, sam
     assert sampler_configs and {config.guidance_scale for config in sampler_configs} == {0.123}
     # The flag replaces the checkpoint's tuned guidance scale only; its other tuned setting stays.
     assert {config.mcg_samples for config in sampler_configs} == {2}
-    planner = json.loads(out.read_text())["planner"]
+    result = json.loads(out.read_text())
+    planner = result["planner"]
     assert planner["guidance_scale"] == 0.123 and planner["config"]["sampler"]["guidance_scale"] == 0.123
-    assert "g0.123" in capsys.readouterr().out
+    assert "planner           df g0.123" in capsys.readouterr().out  # the printed table names the planner
+    # The results file names what produced it.
+    assert result["produced_by"]["command"].startswith("df-agent eval maze2d --env maze2d-umaze-v0")
+    assert "--guidance-scale 0.123" in result["produced_by"]["command"]
+    assert {"version", "git_commit", "created_utc"} <= set(result["produced_by"])
 
 
 def test_without_the_flag_the_checkpoint_planner_defaults_apply(tuned_checkpoint, tmp_path, sampler_configs):
