@@ -16,10 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=64, choices=(32, 64), help="frame size in pixels")
     parser.add_argument("--maze-size", type=int, default=9, help="maze blocks per side, border included (odd)")
     parser.add_argument("--wall-removal", type=float, default=0.15, help="fraction of interior walls knocked out")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode i uses SEED + i)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     parser.add_argument("--from-teco", metavar="DIR", help="import TECO npz trajectories from DIR instead of rendering")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

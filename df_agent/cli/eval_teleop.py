@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="df_imitation checkpoint directory")
     parser.add_argument("--episodes", type=int, default=50, help="number of seeded episodes")
     parser.add_argument("--seed", type=int, default=10_000, help="episode i uses reset(seed=seed + i)")
-    parser.add_argument("--corruption", choices=("none", "distractor", "occlusion"), default="none")
+    parser.add_argument("--corruption", choices=("none", "distractor", "occlusion"), default="none",
+                        help="visual corruption of the camera frames in random windows: distractor = a drifting box, "
+                        "occlusion = three quarters of one camera covered")
     flags = parser.add_mutually_exclusive_group()
     flags.add_argument("--flag-noisy", dest="flag_noisy", action="store_true", default=True,
                        help="tell the policy which frames are corrupted (fed at level k > 0; the default)")
@@ -36,16 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="baseline: feed corrupted frames as clean (level 0)")
     parser.add_argument("--corrupted-level", type=int, default=None, help="level of a flagged frame (default K/2)")
     parser.add_argument("--memoryless", action="store_true", help="baseline: restart the latent every chunk")
-    parser.add_argument("--schedule", choices=("autoregressive", "pyramid"), default="autoregressive")
+    parser.add_argument("--schedule", choices=("autoregressive", "pyramid"), default="autoregressive",
+                        help="scheduling matrix over the planned action chunk")
     parser.add_argument("--horizon-tokens", type=int, default=1, help="tokens sampled per chunk boundary")
-    parser.add_argument("--sampling-steps", type=int, default=25)
+    parser.add_argument("--sampling-steps", type=int, default=25, help="DDIM steps per token")
     parser.add_argument("--num-envs", type=int, default=5, help="environments stepped in lock-step")
     parser.add_argument("--max-steps", type=int, default=500, help="env steps per episode (10 Hz)")
     parser.add_argument("--offline-data", type=Path, default=None, metavar="ZARR",
                         help="instead of rollouts: next-chunk prediction error on the checkpoint's validation "
                              "episodes of this replay buffer, with and without memory")
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

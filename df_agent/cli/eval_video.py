@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DDIM step index whose noise level labels re-fed frames (0 = no stabilisation)")
     parser.add_argument("--reference-frames", type=int, default=3000, help="real frames defining the data statistics")
     parser.add_argument("--encoder-dir", help="feature-encoder checkpoint (trained and saved here if missing)")
-    parser.add_argument("--encoder-steps", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder-steps", type=int, default=400,
+                        help="training updates of the frame encoder behind the feature Fréchet distance")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rollouts' sampling noise")
 
 
 def _load_video_model(path: str):
@@ -44,11 +45,11 @@ def _load_video_model(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
     from df_agent.optional import require
 
     require("cv2", "imageio", extra="video")  # rollout strips and animations
+    import numpy as np
+    import torch
 
     from data.video_maze.store import VideoEpisodes
     from data.video_maze.windows import split_episodes

@@ -47,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more training seeds")
     model = parser.add_argument_group("model (paper B.9: 4 GRU layers, 1 MLP, v-prediction, cosine schedule)")
     model.add_argument("--hidden-size", type=int, default=64, help="GRU latent size (paper: 1024 on a GPU)")
-    model.add_argument("--num-gru-layers", type=int, default=4)
-    model.add_argument("--mlp-hidden-size", type=int, default=128)
-    model.add_argument("--series-embedding-dim", type=int, default=4)
+    model.add_argument("--num-gru-layers", type=int, default=4, help="stacked GRU layers of the latent")
+    model.add_argument("--mlp-hidden-size", type=int, default=128, help="width of the denoiser MLP")
+    model.add_argument("--series-embedding-dim", type=int, default=4, help="size of the per-series embedding")
     model.add_argument("--clean-token-probability", type=float, default=0.0,
                        help="training: chance a token is clean (k = 0), as the context is when forecasting")
     model.add_argument("--context-length", type=int, default=None, help="default: the prediction length")
@@ -64,11 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="heldout (default): validate on held-out windows at the end of the training range, EMA "
                             "weights, lr 1e-3 (exchange CRPS-sum 0.00500 ± 0.00044 over 5 seeds, docs/forecasting.md); "
                             "paper: the paper's protocol, in-sample validation windows, lr 3e-4, no EMA")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=32, help="windows per update")
     train.add_argument("--learning-rate", type=float, default=None, help="heldout: 1e-3; paper: 3e-4")
-    train.add_argument("--batches-per-epoch", type=int, default=100)
+    train.add_argument("--batches-per-epoch", type=int, default=100, help="updates per epoch")
     train.add_argument("--max-epochs", type=int, default=None, help="heldout: 60; paper: 100")
-    train.add_argument("--patience", type=int, default=6)
+    train.add_argument("--patience", type=int, default=6,
+                       help="early stopping: validations without improvement before stopping")
     train.add_argument("--val-samples", type=int, default=100, help="trajectories per validation window")
     train.add_argument("--val-sampling-steps", type=int, default=None,
                        help="DDIM steps for validation forecasts (heldout: 10; paper: --sampling-steps)")

@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="scene reset seed (fruit placement)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--bag", type=Path, default=None, help="record what the robot publishes and receives here")
-    parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3",
+                        help="rosbag2 storage of --bag")
     parser.add_argument("--report", type=Path, default=None, help="write final ee pose and step counts as JSON")
 
 

@@ -38,10 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(2 = the memoryless baseline: one token of context)")
     parser.add_argument("--image-size", type=int, default=16, help="token image size per camera (from 32x32)")
     parser.add_argument("--actions-per-token", type=int, default=10, help="actions bundled in a token (10 Hz)")
-    parser.add_argument("--latent-dim", type=int, default=256)
-    parser.add_argument("--hidden-dim", type=int, default=256)
-    parser.add_argument("--conv-channels", type=int, default=16)
-    parser.add_argument("--image-loss-weight", type=float, default=0.25)
+    parser.add_argument("--latent-dim", type=int, default=256, help="latent size of the RNN")
+    parser.add_argument("--hidden-dim", type=int, default=256, help="MLP width")
+    parser.add_argument("--conv-channels", type=int, default=16,
+                        help="base channel width of the image encoder/decoder")
+    parser.add_argument("--image-loss-weight", type=float, default=0.25,
+                        help="loss weight of the image part of a token (actions weigh 1)")
     parser.add_argument("--no-proprio", action="store_true", help="tokens without proprioception (images only)")
     parser.add_argument("--teacher-forcing", action="store_true",
                         help="baseline: next-token diffusion trained with teacher forcing (clean history only)")

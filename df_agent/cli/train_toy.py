@@ -19,13 +19,14 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/toy"), help="run directory (checkpoints, metrics)")
     parser.add_argument("--steps", type=int, default=400, help="training steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--backbone", choices=["paper", "fast"], default="fast")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per update")
+    parser.add_argument("--backbone", choices=["paper", "fast"], default="fast",
+                        help="RNN unit (fast: fused GRU; paper: the paper's MLP cell)")
     parser.add_argument("--width", type=int, default=64, help="latent and hidden width")
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and sampling")
     parser.add_argument("--samples", type=int, default=256, help="sequences sampled for the score")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
 def run(args: argparse.Namespace) -> int:

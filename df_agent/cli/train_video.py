@@ -27,22 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="diffusion_forcing: fraction of windows trained with a clean prefix of random length "
                              "(0 = independent levels only, as in the paper)")
     parser.add_argument("--training-frames", type=int, help="frames per training window (default: preset's)")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer updates")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per update")
+    parser.add_argument("--lr", type=float, default=3e-4, help="peak AdamW learning rate")
+    parser.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up updates")
     parser.add_argument("--ema-decay", type=float, default=0.995, help="EMA of the weights (<= 0 disables)")
     parser.add_argument("--test-episodes", type=int, default=16, help="held-out episodes at the end of the store")
     parser.add_argument("--max-train-episodes", type=int, help="use at most this many training episodes")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
-    parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="resumable checkpoint period in updates")
+    parser.add_argument("--log-every", type=int, default=20, help="log period in updates")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="autocast precision (CUDA only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all training randomness")
     parser.add_argument("--max-minutes", type=float,
                         help="stop after this much wall time, writing final/ and a resumable checkpoint")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
