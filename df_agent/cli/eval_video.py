@@ -41,7 +41,7 @@ def _load_video_model(path: str):
     config = read_checkpoint_config(path)
     if config["model_type"] != "video_df":
         raise ValueError(f"{path} holds a {config['model_type']!r} model, not a video model (video_df)")
-    return load_checkpoint(path), config.get("metadata", {})
+    return load_checkpoint(path, config=config), config.get("metadata", {})
 
 
 def run(args: argparse.Namespace) -> int:

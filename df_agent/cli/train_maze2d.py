@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                "cpu_count": os.cpu_count(), "parameters": parameters, "precision": train_config.precision}
     # Record the compute in the shipped checkpoint itself (rewritten atomically with the same weights).
     stored = read_checkpoint_config(final)
-    trained = load_checkpoint(final)
+    trained = load_checkpoint(final, config=stored)
     save_checkpoint(final, trained, metadata={**stored.get("metadata", {}), "compute": compute})
     if args.export is not None:
         save_checkpoint(args.export, trained, metadata={**stored.get("metadata", {}), "compute": compute})

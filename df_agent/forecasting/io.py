@@ -18,10 +18,11 @@ def load_forecaster(directory: str | Path) -> tuple[ForecastDF, dict[str, Any]]:
     """The model and its checkpoint metadata (dataset name, training record...)."""
     import df_agent.forecasting  # noqa: F401  (registers the model type)
 
-    model = load_checkpoint(directory)
+    config = read_checkpoint_config(directory)
+    model = load_checkpoint(directory, config=config)
     if not isinstance(model, ForecastDF):
         raise ValueError(f"checkpoint {directory} holds a {type(model).__name__}, not a forecasting model")
-    return model, read_checkpoint_config(directory).get("metadata", {})
+    return model, config.get("metadata", {})
 
 
 def write_results_json(path: str | Path, data: dict[str, Any]) -> Path:
