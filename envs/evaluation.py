@@ -1,5 +1,9 @@
 """Evaluation runner for maze2d: seeded episodes in lockstep with a batched Policy, typed results as JSON.
 
+`Maze2DRunner` is maze2d's `envs.runner.Runner` (rollout loop, then scoring; `PlanRecorder` and
+`VideoRecorder` record plans and frames on the way); `evaluate(...)` runs it with the recorders and figures
+its arguments ask for.
+
 How a policy learns about its task: before every batch of episodes the runner calls
     policy.reset(num_envs=B, goals=[B, 2] float64, max_episode_steps=T, env_id=..., episode_seeds=[B])
 and then, every step, `policy.act(observations [B, 4]) -> actions [B, 2]`. Goals are fixed within an episode
@@ -33,6 +37,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,7 @@ import numpy as np
 from df_agent.atomic_io import atomic_path, write_json_atomic
 from envs.maze2d.maps import parse_env_id
 from envs.maze2d.reference_scores import normalized_score, reference_scores_for_env, single_goal_reference_scores
+from envs.runner import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +224,257 @@ def _check_actions(actions: Any, num_envs: int) -> np.ndarray:
     return actions
 
 
+class PlanRecorder(Recorder):
+    """Keeps the plans of the first `episodes` episodes as they are made (bounded memory), for `plot_plans`:
+    per episode a list of (episode step, planned x, y [steps, 2])."""
+
+    def __init__(self, episodes: int = 4) -> None:
+        if not 1 <= episodes <= 6:
+            raise ValueError(f"plan_figure_episodes must be in 1..6 panels, got {episodes}")
+        self.episodes = episodes
+        self.plans: list[list[tuple[int, np.ndarray]]] = []
+        self._slots: list[int] = []
+        self._batch: list[list[tuple[int, np.ndarray]]] = []
+        self._last: Any = None
+
+    def check(self, policy: Any) -> None:
+        if not hasattr(policy, "plan_log"):
+            raise ValueError(f"{type(policy).__name__} keeps no plan_log, so there are no plans to draw "
+                             "(plan figures need a planning policy such as MPCPolicy)")
+
+    def start_batch(self, first_episode: int, envs: Any, observations: Any) -> None:
+        self._slots = [i for i in range(len(envs)) if first_episode + i < self.episodes]
+        self._batch = [[] for _ in self._slots]
+        self._last = None
+
+    def after_act(self, step: int, policy: Any) -> None:
+        if self._slots and policy.plan_log and policy.plan_log[-1] is not self._last:
+            self._last = policy.plan_log[-1]
+            made_at, plan = self._last
+            for slot, i in enumerate(self._slots):
+                self._batch[slot].append((int(made_at), np.array(plan.observations[i, :, :2], copy=True)))
+
+    def end_batch(self) -> None:
+        self.plans.extend(self._batch)
+        self._batch = []
+
+
+class VideoRecorder(Recorder):
+    """Renders the first episode (slot 0 of the first batch runs in an env with render_mode="rgb_array")."""
+
+    def __init__(self, size: tuple[int, int] = (480, 480)) -> None:
+        self.size = size
+        self.frames: list[np.ndarray] = []
+        self._env: Any = None
+
+    def substitute_env(self, first_episode: int, env_id: str) -> Any | None:
+        if first_episode != 0:
+            return None
+        import gymnasium as gym
+
+        self._env = gym.make(env_id, render_mode="rgb_array", width=self.size[0], height=self.size[1])
+        return self._env
+
+    def start_batch(self, first_episode: int, envs: Any, observations: Any) -> None:
+        self._recording = first_episode == 0
+        if self._recording:
+            self.frames.append(self._env.render())
+
+    def after_step(self, step: int, envs: Any, observations: Any) -> None:
+        if self._recording:
+            self.frames.append(self._env.render())
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+@dataclass
+class _Batch:
+    """What one lockstep batch of maze2d episodes produced."""
+
+    seeds: list[int]
+    goals: np.ndarray  # [B, 2]
+    positions: np.ndarray  # [B, T + 1, 2]
+    returns: np.ndarray  # [B]
+    first_reach: list[int | None]
+    lengths: np.ndarray  # [B]
+    drops: int = 0
+    deliveries: int = 0
+
+
+@dataclass
+class Maze2DRunner:
+    """The maze2d `Runner`: rollout loop over `num_envs` envs in lockstep, then D4RL-style scoring.
+
+    corruption: what the policy sees (module docstring). recorders: see `envs.runner.Recorder`."""
+
+    env_id: str
+    num_envs: int = 32
+    reference_protocol: str = "d4rl"
+    corruption: ObservationCorruption | None = None
+    recorders: Sequence[Recorder] = ()
+    progress: bool = True
+
+    def run(self, policy: Any, episodes: int, seed: int = 0) -> EvaluationResult:
+        import gymnasium as gym
+
+        import envs  # noqa: F401  (registers the maze2d ids)
+
+        spec, _ = parse_env_id(self.env_id)
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        corruption = self.corruption if self.corruption is not None and self.corruption.active else None
+        flagged = corruption is not None and corruption.flag
+        levels = _corruption_levels(policy, corruption) if flagged else (0, 0)
+        for recorder in self.recorders:
+            recorder.check(policy)
+        batch_size = min(self.num_envs, episodes)
+        env_list = [gym.make(self.env_id) for _ in range(batch_size)]
+        batches: list[_Batch] = []
+        started = time.perf_counter()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=episodes * spec.episode_steps, desc=f"eval {self.env_id}", unit="step", leave=False)
+        try:
+            for first in range(0, episodes, batch_size):
+                count = min(batch_size, episodes - first)
+                active = env_list[:count]
+                for recorder in self.recorders:
+                    substitute = recorder.substitute_env(first, self.env_id)
+                    if substitute is not None:
+                        active = [substitute, *active[1:]]
+                seeds = [seed + first + i for i in range(count)]
+                batches.append(self._run_batch(policy, active, first, seeds, spec.episode_steps, corruption,
+                                               flagged, levels, bar))
+        finally:
+            if bar is not None:
+                bar.close()
+            for env in env_list:
+                env.close()
+            for recorder in self.recorders:
+                recorder.close()
+        return self.score(batches, policy, episodes, seed, corruption, flagged, levels[0],
+                          time.perf_counter() - started)
+
+    def _run_batch(self, policy: Any, active: list[Any], first: int, seeds: list[int], max_steps: int,
+                   corruption: ObservationCorruption | None, flagged: bool, levels: tuple[int, int],
+                   bar: Any) -> _Batch:
+        """One lockstep batch: reset with the episodes' seeds, announce it to the policy, step to truncation."""
+        count = len(active)
+        resets = [env.reset(seed=s) for env, s in zip(active, seeds)]
+        obs = np.stack([o for o, _ in resets])
+        goals = np.stack([info["goal"] for _, info in resets])
+        policy.reset(num_envs=count, goals=goals.copy(), max_episode_steps=max_steps, env_id=self.env_id,
+                     episode_seeds=seeds)
+        batch = _Batch(seeds, goals, np.empty((count, max_steps + 1, 2)), np.zeros(count), [None] * count,
+                       np.zeros(count, dtype=np.int64))
+        batch.positions[:, 0] = obs[:, :2]
+        state = None if corruption is None else _CorruptionState(corruption, seeds, obs)
+        for recorder in self.recorders:
+            recorder.start_batch(first, active, obs)
+        truncated = False
+        for t in range(max_steps):
+            if state is None:
+                actions = policy.act(obs.copy())
+            else:
+                seen, dropped = state.observe(obs, first=t == 0)
+                if flagged:
+                    noisy_level, missing_level = levels
+                    actions = policy.act(seen, noise_level=np.where(dropped, missing_level, noisy_level)
+                                         .astype(np.int64))
+                else:
+                    actions = policy.act(seen)
+            actions = _check_actions(actions, count)
+            for recorder in self.recorders:
+                recorder.after_act(t, policy)
+            for i, env in enumerate(active):
+                o, reward, terminated, truncated, info = env.step(actions[i])
+                obs[i] = o
+                batch.returns[i] += reward
+                batch.lengths[i] += 1
+                if info["success"] and batch.first_reach[i] is None:
+                    batch.first_reach[i] = t + 1
+                if terminated:
+                    raise RuntimeError(f"{self.env_id} terminated at step {t + 1}; maze2d episodes never terminate")
+            batch.positions[:, t + 1] = obs[:, :2]
+            for recorder in self.recorders:
+                recorder.after_step(t, active, obs)
+            if bar is not None:
+                bar.update(count)
+        if not truncated:
+            raise RuntimeError(f"{self.env_id} was not truncated after {max_steps} steps")
+        for recorder in self.recorders:
+            recorder.end_batch()
+        if state is not None:
+            batch.drops, batch.deliveries = state.drops, state.deliveries
+        return batch
+
+    def score(self, batches: list[_Batch], policy: Any, episodes: int, seed: int,
+              corruption: ObservationCorruption | None, flagged: bool, noisy_level: int,
+              wall_time_s: float) -> EvaluationResult:
+        """Normalised scores against the env id's references (and the single-goal maze's) for every episode."""
+        spec, _ = parse_env_id(self.env_id)
+        max_steps = spec.episode_steps
+        ref_min, ref_max = reference_scores_for_env(self.env_id, self.reference_protocol)
+        single_ref_min, single_ref_max = single_goal_reference_scores(self.env_id, self.reference_protocol)
+        records: list[EpisodeRecord] = []
+        trajectories: list[np.ndarray] = []
+        for batch in batches:
+            scores = normalized_score(batch.returns, ref_min, ref_max)
+            for i, episode_seed in enumerate(batch.seeds):
+                records.append(EpisodeRecord(
+                    episode=len(records), seed=episode_seed, start=batch.positions[i, 0].tolist(),
+                    goal=batch.goals[i].tolist(), episode_return=float(batch.returns[i]),
+                    normalized_score=float(scores[i]), success=batch.first_reach[i] is not None,
+                    first_reach=batch.first_reach[i], length=int(batch.lengths[i])))
+                trajectories.append(batch.positions[i].copy())
+        drops = sum(batch.drops for batch in batches)
+        deliveries = sum(batch.deliveries for batch in batches)
+        returns_all = np.array([r.episode_return for r in records])
+        scores_all = np.array([r.normalized_score for r in records])
+        scores_single_goal_refs = normalized_score(returns_all, single_ref_min, single_ref_max)
+        reach = [r.first_reach for r in records if r.first_reach is not None]
+        plans = next((r.plans for r in self.recorders if isinstance(r, PlanRecorder)), [])
+        return EvaluationResult(
+            env_id=self.env_id,
+            policy=type(policy).__name__,
+            episodes=episodes,
+            seed=seed,
+            normalized_score_mean=float(scores_all.mean()),
+            normalized_score_std=float(scores_all.std()),
+            normalized_score_mean_single_goal_refs=float(scores_single_goal_refs.mean()),
+            normalized_score_std_single_goal_refs=float(scores_single_goal_refs.std()),
+            return_mean=float(returns_all.mean()),
+            return_std=float(returns_all.std()),
+            success_rate=float(np.mean([r.success for r in records])),
+            mean_first_reach=float(np.mean([r.first_reach or max_steps for r in records])),
+            first_reach_success_mean=float(np.mean(reach)) if reach else None,
+            ref_min_score=ref_min,
+            ref_max_score=ref_max,
+            single_goal_ref_min_score=single_ref_min,
+            single_goal_ref_max_score=single_ref_max,
+            reference_protocol=self.reference_protocol,
+            max_episode_steps=max_steps,
+            episode_returns=returns_all.tolist(),
+            records=records,
+            wall_time_s=wall_time_s,
+            trajectories=trajectories,
+            obs_noise_std=float(corruption.obs_noise_std) if corruption else 0.0,
+            drop_prob=float(corruption.drop_prob) if corruption else 0.0,
+            flag_corruption=flagged,
+            corruption_noise_level=noisy_level if flagged else None,
+            corruption_seed=int(corruption.seed) if corruption else None,
+            dropped_fraction=drops / deliveries if deliveries else 0.0,
+            plans=plans,
+        )
+
+
 def evaluate(
     policy: Any,
     env_id: str,
@@ -236,178 +493,26 @@ def evaluate(
     label: str | None = None,
     planner_info: dict[str, Any] | None = None,
 ) -> EvaluationResult:
-    """Run `episodes` seeded episodes of `env_id`, `num_envs` at a time in lockstep, with a batched policy.
-
-    corruption: what the policy sees (module docstring). plan_figure: PNG of the first `plan_figure_episodes`
-    episodes' plans (red) and trajectories (blue); needs a policy with a `plan_log`. label / planner_info:
-    recorded in the result for tables."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the maze2d ids)
-
-    spec, _ = parse_env_id(env_id)
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    corruption = corruption if corruption is not None and corruption.active else None
-    flagged = corruption is not None and corruption.flag
-    noisy_level, missing_level = _corruption_levels(policy, corruption) if flagged else (0, 0)
-    collect_plans = plan_figure is not None
-    if collect_plans:
-        if not hasattr(policy, "plan_log"):
-            raise ValueError(f"{type(policy).__name__} keeps no plan_log, so there are no plans to draw "
-                             "(plan figures need a planning policy such as MPCPolicy)")
-        if not 1 <= plan_figure_episodes <= 6:
-            raise ValueError(f"plan_figure_episodes must be in 1..6 panels, got {plan_figure_episodes}")
-    ref_min, ref_max = reference_scores_for_env(env_id, reference_protocol)
-    single_ref_min, single_ref_max = single_goal_reference_scores(env_id, reference_protocol)
-    max_steps = spec.episode_steps
-    batch_size = min(num_envs, episodes)
-    env_list = [gym.make(env_id) for _ in range(batch_size)]
-    video_env = None
-    if video_path is not None:
-        video_env = gym.make(env_id, render_mode="rgb_array", width=video_size[0], height=video_size[1])
-    frames: list[np.ndarray] = []
-    records: list[EpisodeRecord] = []
-    trajectories: list[np.ndarray] = []
-    collected_plans: list[list[tuple[int, np.ndarray]]] = []
-    drops = deliveries = 0
-    started = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=episodes * max_steps, desc=f"eval {env_id}", unit="step", leave=False)
-    try:
-        for first in range(0, episodes, batch_size):
-            count = min(batch_size, episodes - first)
-            active = env_list[:count]
-            if first == 0 and video_env is not None:
-                active = [video_env, *env_list[1:count]]
-            seeds = [seed + first + i for i in range(count)]
-            resets = [env.reset(seed=s) for env, s in zip(active, seeds)]
-            obs = np.stack([o for o, _ in resets])
-            goals = np.stack([info["goal"] for _, info in resets])
-            policy.reset(
-                num_envs=count, goals=goals.copy(), max_episode_steps=max_steps, env_id=env_id, episode_seeds=seeds
-            )
-            positions = np.empty((count, max_steps + 1, 2))
-            positions[:, 0] = obs[:, :2]
-            state = None if corruption is None else _CorruptionState(corruption, seeds, obs)
-            # Plans are kept only for the first few episodes (bounded memory), as they are made.
-            figure_slots = [i for i in range(count) if first + i < plan_figure_episodes] if collect_plans else []
-            batch_plans: list[list[tuple[int, np.ndarray]]] = [[] for _ in figure_slots]
-            last_plan = None
-            returns = np.zeros(count)
-            first_reach: list[int | None] = [None] * count
-            lengths = np.zeros(count, dtype=np.int64)
-            if video_env is not None and first == 0:
-                frames.append(video_env.render())
-            for t in range(max_steps):
-                if state is None:
-                    actions = policy.act(obs.copy())
-                else:
-                    seen, dropped = state.observe(obs, first=t == 0)
-                    if flagged:
-                        levels = np.where(dropped, missing_level, noisy_level).astype(np.int64)
-                        actions = policy.act(seen, noise_level=levels)
-                    else:
-                        actions = policy.act(seen)
-                actions = _check_actions(actions, count)
-                if figure_slots and policy.plan_log and policy.plan_log[-1] is not last_plan:
-                    last_plan = policy.plan_log[-1]
-                    step, plan = last_plan
-                    for slot, i in enumerate(figure_slots):
-                        batch_plans[slot].append((int(step), np.array(plan.observations[i, :, :2], copy=True)))
-                for i, env in enumerate(active):
-                    o, reward, terminated, truncated, info = env.step(actions[i])
-                    obs[i] = o
-                    returns[i] += reward
-                    lengths[i] += 1
-                    if info["success"] and first_reach[i] is None:
-                        first_reach[i] = t + 1
-                    if terminated:
-                        raise RuntimeError(f"{env_id} terminated at step {t + 1}; maze2d episodes never terminate")
-                positions[:, t + 1] = obs[:, :2]
-                if video_env is not None and first == 0:
-                    frames.append(video_env.render())
-                if bar is not None:
-                    bar.update(count)
-            if not truncated:
-                raise RuntimeError(f"{env_id} was not truncated after {max_steps} steps")
-            collected_plans.extend(batch_plans)
-            if state is not None:
-                drops += state.drops
-                deliveries += state.deliveries
-            scores = normalized_score(returns, ref_min, ref_max)
-            for i in range(count):
-                records.append(
-                    EpisodeRecord(
-                        episode=first + i,
-                        seed=seeds[i],
-                        start=positions[i, 0].tolist(),
-                        goal=goals[i].tolist(),
-                        episode_return=float(returns[i]),
-                        normalized_score=float(scores[i]),
-                        success=first_reach[i] is not None,
-                        first_reach=first_reach[i],
-                        length=int(lengths[i]),
-                    )
-                )
-                trajectories.append(positions[i].copy())
-    finally:
-        if bar is not None:
-            bar.close()
-        for env in env_list:
-            env.close()
-        if video_env is not None:
-            video_env.close()
-
-    returns_all = np.array([r.episode_return for r in records])
-    scores_all = np.array([r.normalized_score for r in records])
-    scores_single_goal_refs = normalized_score(returns_all, single_ref_min, single_ref_max)
-    reach = [r.first_reach for r in records if r.first_reach is not None]
-    result = EvaluationResult(
-        env_id=env_id,
-        policy=policy_name or type(policy).__name__,
-        episodes=episodes,
-        seed=seed,
-        normalized_score_mean=float(scores_all.mean()),
-        normalized_score_std=float(scores_all.std()),
-        normalized_score_mean_single_goal_refs=float(scores_single_goal_refs.mean()),
-        normalized_score_std_single_goal_refs=float(scores_single_goal_refs.std()),
-        return_mean=float(returns_all.mean()),
-        return_std=float(returns_all.std()),
-        success_rate=float(np.mean([r.success for r in records])),
-        mean_first_reach=float(np.mean([r.first_reach or max_steps for r in records])),
-        first_reach_success_mean=float(np.mean(reach)) if reach else None,
-        ref_min_score=ref_min,
-        ref_max_score=ref_max,
-        single_goal_ref_min_score=single_ref_min,
-        single_goal_ref_max_score=single_ref_max,
-        reference_protocol=reference_protocol,
-        max_episode_steps=max_steps,
-        episode_returns=returns_all.tolist(),
-        records=records,
-        wall_time_s=time.perf_counter() - started,
-        trajectories=trajectories,
-        obs_noise_std=float(corruption.obs_noise_std) if corruption else 0.0,
-        drop_prob=float(corruption.drop_prob) if corruption else 0.0,
-        flag_corruption=flagged,
-        corruption_noise_level=noisy_level if flagged else None,
-        corruption_seed=int(corruption.seed) if corruption else None,
-        dropped_fraction=drops / deliveries if deliveries else 0.0,
-        label=label,
-        planner=planner_info,
-        plans=collected_plans,
-    )
+    """`Maze2DRunner` with the recorders and figures its arguments ask for: run `episodes` seeded episodes of
+    `env_id`, `num_envs` at a time, then draw `trajectories_png`, `plan_figure` (the first `plan_figure_episodes`
+    episodes' plans in red over their trajectories in blue; needs a policy with a `plan_log`) and write
+    `video_path` (the first episode). label / planner_info: recorded in the result for tables."""
+    parse_env_id(env_id)
+    recorders: list[Recorder] = []
+    plans = PlanRecorder(plan_figure_episodes) if plan_figure is not None else None
+    video = VideoRecorder(video_size) if video_path is not None else None
+    recorders += [r for r in (plans, video) if r is not None]
+    runner = Maze2DRunner(env_id, num_envs=num_envs, reference_protocol=reference_protocol, corruption=corruption,
+                          recorders=recorders, progress=progress)
+    result = runner.run(policy, episodes, seed)
+    result.policy = policy_name or result.policy
+    result.label, result.planner = label, planner_info
     if trajectories_png is not None:
         plot_trajectories(result, trajectories_png)
     if plan_figure is not None:
         plot_plans(result, plan_figure)
-    if video_path is not None:
-        write_video(frames, video_path, fps=30)
+    if video is not None:
+        write_video(video.frames, video_path, fps=30)
     return result
 
 

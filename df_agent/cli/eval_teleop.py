@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from envs.franka_swap.evaluation import FrankaSwapRunner, summarize
     from policies.loading import load_policy
 
     if args.episodes < 1 or args.num_envs < 1 or args.max_steps < 1:
@@ -62,17 +63,13 @@ def run(args: argparse.Namespace) -> int:
                          flag_corrupted=args.flag_noisy, schedule=args.schedule, horizon_tokens=args.horizon_tokens,
                          sampling_steps=args.sampling_steps, seed=args.seed, corrupted_level=args.corrupted_level)
     started = time.monotonic()
-    records = evaluate(policy, args.episodes, args.seed, args.corruption, args.num_envs, args.max_steps,
-                       progress=not args.no_progress)
+    runner = FrankaSwapRunner(corruption=args.corruption, num_envs=args.num_envs, max_steps=args.max_steps,
+                              progress=not args.no_progress)
+    records = runner.run(policy, args.episodes, args.seed)
     elapsed = time.monotonic() - started
-    successes = sum(r["success"] for r in records)
     result: dict[str, Any] = {
         "checkpoint": str(args.checkpoint),
-        "success_rate": successes / len(records),
-        "successes": successes,
-        "mean_stages_completed": sum(r["stages_completed"] for r in records) / len(records),
-        "lifted_a_fruit_rate": sum(r["lifted_a_fruit"] for r in records) / len(records),
-        "episodes": len(records),
+        **summarize(records),
         "seed": args.seed,
         "corruption": args.corruption,
         "flag_noisy": bool(args.flag_noisy),
@@ -85,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         "per_episode": records,
     }
     write_json_atomic(args.out, with_provenance(result, command_of(args)))
-    print(f"success rate {result['success_rate']:.3f} ({successes}/{len(records)})  corruption={args.corruption} "
+    print(f"success rate {result['success_rate']:.3f} ({result['successes']}/{len(records)})  "
+          f"corruption={args.corruption} "
           f"flag_noisy={args.flag_noisy} memoryless={args.memoryless}  "
           f"mean stages {result['mean_stages_completed']:.2f}"
           f"  lifted {result['lifted_a_fruit_rate']:.2f}  {elapsed:.0f} s  -> {args.out}")
@@ -118,75 +116,3 @@ def _run_offline(args: argparse.Namespace) -> int:
         print(f"{name:12s} next-chunk action MSE (normalised) {row['action_mse']:.4f}  "
               f"gripper agreement {row['gripper_agreement']:.3f}  over {row['tokens']} tokens")
     return 0
-
-
-def evaluate(policy, episodes: int, seed: int, corruption: str, num_envs: int, max_steps: int,
-             progress: bool = False) -> list[dict[str, Any]]:
-    """Run `episodes` seeded episodes of FrankaFruitSwap-v0 with `policy`; one record per episode."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from envs.franka_swap.env import FrankaFruitSwapEnv
-
-    envs = [FrankaFruitSwapEnv(image_size=32, corruption=corruption) for _ in range(min(num_envs, episodes))]
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress)
-    try:
-        for first in range(0, episodes, len(envs)):
-            seeds = [seed + i for i in range(first, min(episodes, first + len(envs)))]
-            active = envs[: len(seeds)]
-            observations = [env.reset(seed=s)[0] for env, s in zip(active, seeds)]
-            layouts = [dict(env.initial_layout) for env in active]
-            policy.reset(num_envs=len(seeds), seed=seeds[0])
-            done = [False] * len(seeds)
-            stages = [0] * len(seeds)
-            lifted = [False] * len(seeds)
-            success = [False] * len(seeds)
-            steps = [0] * len(seeds)
-            corrupted = [0] * len(seeds)
-            for _ in range(max_steps):
-                batch = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
-                actions = policy.act(batch)
-                for i, env in enumerate(active):
-                    if done[i]:
-                        continue
-                    corrupted[i] += int(np.asarray(observations[i]["corrupted"]).any())
-                    observations[i], _, terminated, truncated, info = env.step(actions[i])
-                    steps[i] += 1
-                    stages[i] = max(stages[i], _stages_done(layouts[i], env.current_layout()))
-                    lifted[i] = lifted[i] or _fruit_lifted(env)
-                    if terminated or truncated:
-                        done[i], success[i] = True, bool(info["is_success"])
-                if all(done):
-                    break
-            for i, env in enumerate(active):
-                records.append({"seed": seeds[i], "success": success[i], "steps": steps[i],
-                                "initial_layout": layouts[i], "final_layout": env.current_layout(),
-                                "stages_completed": 3 if success[i] else stages[i], "lifted_a_fruit": lifted[i],
-                                "corrupted_frames": corrupted[i]})
-            bar.update(len(seeds))
-            bar.set_postfix(success=f"{sum(r['success'] for r in records)}/{len(records)}")
-    finally:
-        bar.close()
-        for env in envs:
-            env.close()
-    return records
-
-
-def _stages_done(initial: dict[str, str], layout: dict[str, str | None]) -> int:
-    """Moves of the swap through C done so far (0-2; 3 = success): partial progress, and a memory probe,
-    since after move 1 the right next move depends on the initial layout."""
-    from envs.franka_swap.teleop import swap_moves
-
-    (first, _, _), (second, _, _), _ = swap_moves(initial)
-    if layout[first] == "C" and layout[second] == "A":
-        return 2
-    if layout[first] == "C" and layout[second] == initial[second]:
-        return 1
-    return 0
-
-
-def _fruit_lifted(env) -> bool:
-    from envs.franka_swap.scene import FRUIT_NAMES, FRUIT_RADIUS
-
-    return any(env.scene.fruit_position(f)[2] > FRUIT_RADIUS[f] + 0.03 for f in FRUIT_NAMES)

@@ -75,7 +75,7 @@ def test_bad_inputs_fail_clearly(tmp_path, capfd):
 
 
 def test_swap_stage_counting():
-    from df_agent.cli.eval_teleop import _stages_done
+    from envs.franka_swap.evaluation import stages_done as _stages_done
 
     initial = {"apple": "B", "orange": "A"}  # the orange (in A) moves first: A -> C, then the apple B -> A
     assert _stages_done(initial, {"apple": "B", "orange": "A"}) == 0
