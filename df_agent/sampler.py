@@ -14,6 +14,7 @@ the tokens after the last one that moves in a row are not evaluated (they stay w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ class SamplerConfig:
     guidance_weighting: str = "sigma"  # per-token step factor: sqrt(1 - a_bar), (1 - a_bar) or 1
     mcg_samples: int = 1  # Monte Carlo Guidance: futures whose guidance gradients are averaged
     guidance_grad_clip: float | None = None  # clip the per-token gradient norm (None = off)
+    # Prior repair (SDEdit-style): after the schedule, re-noise every token to `repair_level` and denoise it
+    # again in `repair_steps` unguided DDIM rows, `repair_rounds` times, so the model's prior can pull a plan
+    # that guidance dragged off the data manifold (through a wall) back onto it. 0 = off.
+    repair_level: int = 0
+    repair_steps: int = 10
+    repair_rounds: int = 1
+    # Best-of-N: sample N plans per batch entry (each with the guidance above) and keep the one whose clean
+    # tokens the guidance reward scores highest. A weakly guided model plan stays on the data manifold
+    # where a strongly guided one is dragged off it; selection moves towards the reward without dragging.
+    selection_samples: int = 1
 
     def __post_init__(self) -> None:
         StayPolicy(self.stay_policy)
@@ -50,6 +61,11 @@ class SamplerConfig:
             raise ValueError(f"mcg_samples must be >= 1, got {self.mcg_samples}")
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.selection_samples < 1:
+            raise ValueError(f"selection_samples must be >= 1, got {self.selection_samples}")
+        if self.repair_level < 0 or self.repair_steps < 1 or self.repair_rounds < 1:
+            raise ValueError(f"repair_level must be >= 0 and repair_steps, repair_rounds >= 1, got "
+                             f"{self.repair_level}, {self.repair_steps}, {self.repair_rounds}")
 
 
 @dataclass
@@ -115,6 +131,8 @@ def sample(
     on_row(m, tokens, x0_hat): optional observer called after each row (diagnostics / figures).
     """
     config = config or SamplerConfig()
+    if config.selection_samples > 1 and guidance is not None:
+        return _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row)
     num_levels = model.num_levels
     levels = torch.as_tensor(levels).long()
     validate(levels, num_levels)
@@ -211,7 +229,45 @@ def sample(
         if on_row is not None:
             on_row(m, x, x0_cache)
 
-    return SampleResult(x, x0_cache, latents_cache, evaluations, levels.shape[0])
+    rows = levels.shape[0]
+    if config.repair_level > 0:
+        if int(levels[-1].max()) != 0:
+            raise ValueError("repair needs a schedule that ends with every token clean (last row all 0)")
+        repair_level = min(config.repair_level, num_levels)
+        repair_matrix = repair_levels(repair_level, config.repair_steps, num_tokens).to(device)
+        plain = dataclasses.replace(config, guidance_scale=0.0, repair_level=0)
+        for _ in range(config.repair_rounds):
+            noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+            start_levels = repair_matrix[0][None, :].expand(batch, -1)
+            noisy = schedule.q_sample(x.detach(), start_levels, noise)
+            repaired = sample(model, repair_matrix, z_start, config=plain, initial_tokens=noisy, generator=generator)
+            x, x0_cache, latents_cache = repaired.tokens, repaired.x0_hat, repaired.latents
+            evaluations += repaired.unit_evaluations
+            rows += repaired.rows
+    return SampleResult(x, x0_cache, latents_cache, evaluations, rows)
+
+
+def _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row) -> SampleResult:
+    """Sample `selection_samples` plans per entry (tiled along the batch) and keep each entry's best."""
+    count, batch = config.selection_samples, z_start.shape[0]
+    tiled_z = z_start.repeat(count, *([1] * (z_start.dim() - 1)))
+    tiled_init = None if initial_tokens is None else initial_tokens.repeat(count, *([1] * (initial_tokens.dim() - 1)))
+    single = dataclasses.replace(config, selection_samples=1)
+    result = sample(model, levels, tiled_z, config=single, guidance=guidance, initial_tokens=tiled_init,
+                    generator=generator, on_row=on_row)
+    with torch.no_grad():
+        scores = guidance(result.tokens.detach()).reshape(count, batch)
+    best = scores.argmax(dim=0)  # [batch]
+    index = best * batch + torch.arange(batch, device=best.device)
+    latents = None if result.latents is None else result.latents[index]
+    return SampleResult(result.tokens[index], result.x0_hat[index], latents, result.unit_evaluations, result.rows)
+
+
+def repair_levels(level: int, steps: int, num_tokens: int) -> Tensor:
+    """A full-sequence matrix [steps + 1, num_tokens] from `level` down to 0 in `steps` even DDIM rows."""
+    column = torch.round(torch.linspace(float(level), 0.0, steps + 1)).long()
+    column = torch.unique_consecutive(column)
+    return column[:, None].expand(-1, num_tokens).contiguous()
 
 
 def _mcg_copies(

@@ -7,7 +7,7 @@ import torch
 
 from df_agent.diffusion import ddim_step
 from df_agent.model import DFModel, DFModelConfig
-from df_agent.sampler import SamplerConfig, encode_context, sample
+from df_agent.sampler import SamplerConfig, encode_context, repair_levels, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, stabilized_autoregressive, steps_to_levels
 from tests.df_agent.gaussian_model import GaussianOptimalModel
 
@@ -166,3 +166,71 @@ def test_sampler_rejects_bad_inputs():
         sample(model, steps_to_levels(full_sequence(2, 2), 2, 100), z0, initial_tokens=torch.zeros(2, 3, 3))
     with pytest.raises(ValueError, match="mcg_samples"):
         SamplerConfig(mcg_samples=0)
+
+
+def test_repair_levels_descend_evenly_to_clean():
+    levels = repair_levels(400, 10, num_tokens=3)
+    assert levels.shape == (11, 3)
+    assert levels[0].tolist() == [400] * 3 and levels[-1].tolist() == [0] * 3
+    assert bool((levels[1:] < levels[:-1]).all())
+    assert repair_levels(3, 10, 2).shape == (4, 2)  # duplicate rows collapse: every row moves every token
+
+
+def test_repair_pulls_guided_plans_back_to_the_prior():
+    # Tokens are i.i.d. N(0, I) under the exact Gaussian denoiser. Guidance drags plans towards the goal;
+    # repair from the top level forgets the plan and restores the prior's law, a partial repair lands in between.
+    model = GaussianOptimalModel(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64),
+                                 schedule="linear", param="x0")
+    levels = steps_to_levels(pyramid(4, 20), 20, 1000)
+    goal = torch.tensor([1.5, 1.5], dtype=torch.float64)
+
+    def reward(x0):
+        return -(x0 - goal).pow(2).sum(dim=(1, 2))
+
+    z0 = model.init_latent(torch.zeros(2000, 1))
+    run = lambda **kw: sample(model, levels, z0, guidance=reward,  # noqa: E731
+                              config=SamplerConfig(guidance_scale=0.2, **kw),
+                              generator=torch.Generator().manual_seed(0)).tokens
+    guided, partial, full = run(), run(repair_level=500, repair_steps=20), run(repair_level=1000, repair_steps=50)
+    mean_norm = lambda x: float(x.mean(dim=(0, 1)).norm())  # noqa: E731
+    assert mean_norm(full) < 0.1 < mean_norm(partial) < mean_norm(guided)
+    torch.testing.assert_close(full.std(dim=(0, 1)), torch.ones(2, dtype=torch.float64), rtol=0, atol=0.05)
+    off = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.2, repair_level=0),
+                 generator=torch.Generator().manual_seed(0)).tokens
+    torch.testing.assert_close(off, guided, rtol=0, atol=0)
+
+
+def test_repair_needs_a_schedule_that_ends_clean():
+    model = tiny_model("fast")
+    z0 = model.init_latent(torch.zeros(2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="repair needs a schedule"):
+        sample(model, torch.tensor([[100, 100], [50, 50]]), z0, config=SamplerConfig(repair_level=30))
+    with pytest.raises(ValueError, match="repair_level"):
+        SamplerConfig(repair_level=-1)
+
+
+def test_selection_keeps_each_entrys_highest_reward_candidate():
+    model = tiny_model("fast")
+    levels = steps_to_levels(pyramid(4, 3, 1.0), 3, model.num_levels)
+    z0 = model.init_latent(torch.randn(3, 2, dtype=torch.float64))
+
+    def reward(x0):
+        return -(x0[..., :2] - 1.0).norm(dim=-1).sum(dim=1)
+
+    config = SamplerConfig(guidance_scale=0.3)
+    chosen = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.3, selection_samples=5),
+                    generator=torch.Generator().manual_seed(7))
+    # The candidates are the five plans the sampler draws for the tiled batch (candidate-major).
+    candidates = sample(model, levels, z0.repeat(5, 1), guidance=reward, config=config,
+                        generator=torch.Generator().manual_seed(7)).tokens.reshape(5, 3, *chosen.tokens.shape[1:])
+    scores = reward(candidates.flatten(0, 1)).reshape(5, 3)
+    best = candidates[scores.argmax(dim=0), torch.arange(3)]
+    torch.testing.assert_close(chosen.tokens, best, rtol=0, atol=0)
+    assert bool((reward(chosen.tokens) >= scores.max(dim=0).values - 1e-12).all())
+    assert chosen.tokens.shape == (3, *candidates.shape[2:])
+    single = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.3, selection_samples=1),
+                    generator=torch.Generator().manual_seed(7)).tokens
+    torch.testing.assert_close(single, sample(model, levels, z0, guidance=reward, config=config,
+                                              generator=torch.Generator().manual_seed(7)).tokens, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="selection_samples"):
+        SamplerConfig(selection_samples=0)
