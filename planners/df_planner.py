@@ -31,12 +31,11 @@ from torch import Tensor
 from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
+from planners.maze2d_tokens import OBS_DIM, frame_stack_of, tokens_to_frames
 
 SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
 NOISY_CONTEXT = ("scale", "renoise")
 PRECISIONS = ("fp32", "bf16")
-OBS_DIM = 4  # maze2d frame layout: [x, y, vx, vy, ax, ay]
-ACTION_DIM = 2
 
 
 def _default_sampler() -> SamplerConfig:
@@ -142,17 +141,6 @@ def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertaint
     if schedule == "full_sequence":
         return full_sequence(num_tokens, num_steps)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-
-
-def frame_stack_of(model: Any) -> int:
-    """Frames per token: recorded in the model's token_spec, else token_dim / 6 (maze2d frames)."""
-    spec = getattr(model.config, "token_spec", {}) or {}
-    token_dim = int(model.config.token_dim)
-    frame_stack = int(spec.get("frame_stack", token_dim // (OBS_DIM + ACTION_DIM)))
-    if frame_stack < 1 or frame_stack * (OBS_DIM + ACTION_DIM) != token_dim:
-        raise ValueError(f"model token_dim {token_dim} is not frame_stack x {OBS_DIM + ACTION_DIM} maze2d frames "
-                         f"(token_spec: {spec})")
-    return frame_stack
 
 
 def goal_reward(frames_xy: Tensor, goal: Tensor) -> Tensor:
@@ -270,7 +258,7 @@ class DFPlanner:
     def _frames(self, tokens_normalised: Tensor) -> Tensor:
         """Normalised tokens [B, H, D] -> unnormalised frames [B, H * fs, 6] (differentiable)."""
         raw = self.model.token_normalizer.unnormalize(tokens_normalised)
-        return raw.reshape(raw.shape[0], -1, OBS_DIM + ACTION_DIM)
+        return tokens_to_frames(raw)
 
     def guidance_fn(self, goal: Tensor):
         batch = goal.shape[0]

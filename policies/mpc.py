@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from planners.base import Plan, Planner
+from planners.maze2d_tokens import frames_to_tokens
 from policies.corruption import noise_level_for_std
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ class MPCPolicy:
         frames = np.stack(self._frames[first * fs: n_tokens * fs], axis=1)  # [B, n * fs, frame]
         levels = np.stack(self._frame_levels[first * fs: n_tokens * fs], axis=1)
         count = n_tokens - first
-        tokens = frames.reshape(batch, count, -1)
+        tokens = frames_to_tokens(frames, fs)
         # A token is as noisy as its noisiest frame (the model has one level per token).
         token_levels = levels.reshape(batch, count, fs).max(axis=2)
         return History(start, tokens, token_levels), start_level

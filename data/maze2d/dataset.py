@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-OBS_DIM = 4
-ACTION_DIM = 2
+from planners.maze2d_tokens import ACTION_DIM, OBS_DIM
 
 
 @dataclass

@@ -19,9 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from data.maze2d.dataset import ACTION_DIM, OBS_DIM, Maze2DEpisodes, load_maze2d_episodes, validate_episodes
-
-FRAME_DIM = OBS_DIM + ACTION_DIM
+from data.maze2d.dataset import Maze2DEpisodes, load_maze2d_episodes, validate_episodes
+from planners.maze2d_tokens import FRAME_DIM, OBS_DIM
 
 
 class Maze2DWindows:

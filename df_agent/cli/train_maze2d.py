@@ -70,13 +70,13 @@ class _WindowSource:
 def build_model(windows: Any, args: argparse.Namespace):
     """A DFModel for maze2d tokens with normalisers fitted on `windows`."""
     from df_agent.model import DFModel, DFModelConfig
+    from planners.maze2d_tokens import token_spec
 
     config = DFModelConfig(
         token_dim=windows.token_dim, context_dim=windows.context_dim, latent_dim=args.latent_dim,
         hidden_dim=args.hidden_dim, mlp_layers=args.mlp_layers, backbone=args.backbone,
         context_noise_prob=args.context_noise_prob, position_encoding=args.position_encoding,
-        token_spec={"frame_stack": args.frame_stack, "frame": ["x", "y", "vx", "vy", "ax", "ay"],
-                    "obs_dim": 4, "action_dim": 2, "context": ["x", "y", "vx", "vy"]},
+        token_spec=token_spec(args.frame_stack),
     )
     model = DFModel(config)
     token_norm, context_norm = windows.token_normalizer(), windows.context_normalizer()
