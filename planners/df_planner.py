@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from df_agent.precision import warn_if_slow_bf16
 from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
@@ -116,7 +117,7 @@ SETTING_HELP = {
     "uncertainty_scale": "pyramid: token t starts t * U rows after token 0",
     "default_horizon": "tokens planned when the caller gives no horizon",
     "noisy_context": "how an observation flagged noisy enters the model: scale (it carries the noise) or renoise",
-    "precision": "sampling precision (bf16: autocast, faster on CPUs with AVX512-BF16)",
+    "precision": "sampling precision (bf16 autocast: faster only with native bf16, AVX512-BF16/AMX CPUs or GPUs)",
     "eta": "DDIM eta (0 = deterministic given the initial noise)",
     "stay_policy": "a token whose level does not change in a row: copy it or re-sample it",
     "guidance_scale": "goal guidance scale (0 = unguided)",
@@ -160,6 +161,7 @@ class DFPlanner:
                              f"got context_dim {model.config.context_dim}")
         parameter = next(model.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
+        warn_if_slow_bf16(self.config.precision, self.device, "planning")
         self.generator: torch.Generator | None = None
         if self.config.seed is not None:
             self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from df_agent.atomic_io import write_json_atomic, write_text_atomic
 from df_agent.checkpoint import CheckpointError, save_checkpoint
+from df_agent.precision import warn_if_slow_bf16
 from df_agent.training.batch_source import BatchSource
 from df_agent.training.config import TrainConfig
 from df_agent.training.distributed import (
@@ -271,11 +272,13 @@ class _Trainer:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _effective_precision(self) -> str:
-        # bf16 autocast also runs on CPUs (about 2x faster matmuls where AVX512-BF16/AMX exist); fp16 with a
+        # bf16 autocast also runs on CPUs (about 2x faster matmuls where AVX512-BF16/AMX exist, emulated and slower
+        # elsewhere: see df_agent.precision); fp16 with a
         # gradient scaler is CUDA-only.
         if self.config.precision == "fp16" and self.device.type != "cuda":
             log.warning("precision fp16 needs CUDA; training in fp32 on %s", self.device)
             return "fp32"
+        warn_if_slow_bf16(self.config.precision, self.device, "training")
         return self.config.precision
 
     # ------------------------------------------------------------------------------------------------------------
