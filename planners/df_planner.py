@@ -64,7 +64,8 @@ class DFPlannerConfig:
     # sqrt(a_k) x + sqrt(1 - a_k) eps: "scale" = it already carries that noise, only scale it by sqrt(a_k);
     # "renoise" = add fresh noise up to level k (for an observation that is distrusted but not itself noisy).
     noisy_context: str = "scale"
-    # "bf16" runs the sampler under CPU/CUDA autocast: about 1.5x faster on CPUs with AVX512-BF16, at the
+    # "bf16" runs the sampler under CPU/CUDA autocast: about 1.5x faster on CPUs with AVX512-BF16 (emulated and
+    # several times slower on CPUs without it, see df_agent.precision), at the
     # cost of bf16 rounding in the MLPs (guidance gradients and DDIM updates are still accumulated in fp32).
     precision: str = "fp32"
     # Goal guidance (guidance_scale, 0 = off; the reward sums distances in env units over every frame, so the
