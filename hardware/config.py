@@ -65,6 +65,7 @@ class SafetyConfig:
     state_timeout_s: float = 0.25  # robot state older than this: stop commanding, hold the pose
     camera_stale_s: float = 0.30  # camera frame older than this: policy sees it as noisy
     camera_missing_s: float = 1.00  # ... older than this (or never received): missing
+    policy_timeout_s: float = 5.0  # a policy call unanswered this long: drop its plan and hold the pose
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ def _validate(config: RobotConfig, source: str) -> None:
         "state_timeout_s",
         "camera_stale_s",
         "camera_missing_s",
+        "policy_timeout_s",
     ):
         value = getattr(s, name)
         _require(value > 0, f"{source}: safety.{name} must be > 0, got {value}")

@@ -1,68 +1,100 @@
-"""One control tick, without ROS: snapshot -> policy observation -> policy -> safety -> command.
+"""One control tick, without ROS: snapshot -> (scheduled action of the policy's chunk) -> safety -> command.
 
 The lifecycle node calls `ControlLoop.tick` from its timer and publishes what comes back; keeping the logic
-here makes it testable with plain numpy and lets the node stay a thin adapter.
+here makes it testable with plain numpy and lets the node stay a thin adapter. The policy itself runs in the
+`ActionScheduler`'s worker thread: a tick only takes the action its chunk planned for this tick (if any), so
+the tick rate holds whatever the policy's latency.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from hardware.action_scheduler import ActionScheduler, TickClock
 from hardware.config import RobotConfig
 from hardware.observation import Snapshot, build_policy_observation
 from hardware.safety import Pose, SafetyDecision, SafetyEvent, SafetyLayer
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
 class TickResult:
     decision: SafetyDecision
-    noise_levels: dict[str, int] = field(default_factory=dict)
-    policy_latency_s: float | None = None  # None when the policy did not run (holding)
+    tick: int = 0
+    noise_levels: dict[str, int] = field(default_factory=dict)  # of the observation requested this tick, if any
+    chunk_latency_s: float | None = None  # a chunk arrived this tick, sampled in this long
+    trimmed: int = 0  # stale leading actions dropped from that chunk
+    acted: bool = False  # the tick had an action of the policy (before safety)
 
 
 class ControlLoop:
     def __init__(self, config: RobotConfig, policy: Any) -> None:
         self.config = config
         self.policy = policy
+        self.period_s = 1.0 / config.bridge.control_rate_hz
         self.safety = SafetyLayer(config.safety)
+        self.scheduler = ActionScheduler(policy, self.period_s, config.safety.policy_timeout_s)
+        self.clock = TickClock(self.period_s)
         self.base: Pose | None = None  # what the next delta is added to
         self.last_target: Pose | None = None
+        self._policy_holding = False
 
     def reset(self) -> None:
-        self.policy.reset(num_envs=1)
+        self.scheduler.reset()
         self.safety.reset()
+        self.clock = TickClock(self.period_s)
         self.base = None
         self.last_target = None
+        self._policy_holding = False
 
-    def tick(self, snapshot: Snapshot) -> TickResult:
+    def close(self) -> None:
+        self.scheduler.close()
+
+    def tick(self, snapshot: Snapshot, now: float | None = None) -> TickResult:
+        """`now`: monotonic seconds of this tick (default: time.monotonic()), for the tick index."""
+        tick = self.clock.advance(time.monotonic() if now is None else now)
         measured: Pose | None = snapshot.value("ee_pose")
         state_ages = [snapshot.age("ee_pose"), snapshot.age("joint_states")]
         state_age = None if any(a is None for a in state_ages) else max(a for a in state_ages if a is not None)
         hold = self.safety.check_state(measured, state_age)
         if hold is not None:
+            self.scheduler.pause()  # no chunk planned on stale state is executed later
             self.base = None
             if hold.target is not None:
                 self.last_target = hold.target
-            return TickResult(hold)
+            return TickResult(hold, tick)
         assert measured is not None
-        observation, noise = build_policy_observation(snapshot, self.config)
-        started = time.perf_counter()
-        try:
-            actions = np.asarray(self.policy.act(observation, noise_level=noise))
-        except Exception as error:  # a failing policy must not take the node down; it holds instead
-            log.exception("policy.act failed")
+        self.scheduler.resume()
+        levels: dict[str, int] = {}
+
+        def observe() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            observation, noise = build_policy_observation(snapshot, self.config)
+            levels.update({key: int(value[0]) for key, value in noise.items()})
+            return observation, noise
+
+        step = self.scheduler.step(tick, observe)
+        result = TickResult(SafetyDecision(None, None), tick, levels, step.chunk_latency_s, step.trimmed)
+        if step.events:
             events: list[SafetyEvent] = []
-            self.safety.record(events, "policy_error", f"policy raised {type(error).__name__}: {error}; no command")
-            return TickResult(SafetyDecision(None, None, rebase=True, events=events))
-        latency = time.perf_counter() - started
-        action = np.array(actions[0] if actions.ndim == 2 else actions, dtype=np.float64)
+            for rule, message in step.events:
+                self.safety.record(events, rule, message)
+            entering = not self._policy_holding
+            self._policy_holding = True
+            self.base = None
+            # As the stale-state watchdog: one hold at the measured pose on entering, then nothing.
+            result.decision = SafetyDecision(measured if entering else None, None, holding=True, rebase=True,
+                                             events=events)
+            if entering:
+                self.last_target = measured
+            return result
+        if step.action is None:
+            return result  # no action meant for this tick: command nothing, the controller keeps its target
+        self._policy_holding = False
+        result.acted = True
+        action = np.array(step.action, dtype=np.float64)
         if action.shape == (7,):
             position_scale, rotation_scale = self.config.bridge.action_scale
             action[:3] *= position_scale
@@ -75,10 +107,11 @@ class ControlLoop:
             self.last_target = decision.target
         elif decision.rebase:
             self.base = None
-        levels = {key: int(value[0]) for key, value in noise.items()}
-        return TickResult(decision, levels, latency)
+        result.decision = decision
+        return result
 
     def hold(self, snapshot: Snapshot, reason: str) -> SafetyDecision:
+        self.scheduler.pause()
         measured = snapshot.value("ee_pose")
         fresh = snapshot.age("ee_pose") is not None and snapshot.age("ee_pose") <= self.config.safety.state_timeout_s
         decision = self.safety.hold_decision(measured if fresh else None, self.last_target, reason)

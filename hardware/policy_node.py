@@ -7,8 +7,12 @@ and the gripper adapter. *activate* resets the policy and starts the control tim
 *shutdown* stop the timer and command a hold at the current pose.
 
 Threads: subscription callbacks run in a reentrant callback group and only write the timestamped caches;
-the control timer runs in its own mutually exclusive group (MultiThreadedExecutor), so a slow policy never
-blocks message intake and each tick sees one consistent snapshot.
+the control timer runs in its own mutually exclusive group (MultiThreadedExecutor); the policy samples its
+chunks in the `ActionScheduler`'s worker thread. So a slow policy blocks neither message intake nor the tick,
+and each tick sees one consistent snapshot.
+
+`report()` has the whole session: timing over every activation and the counts of every safety rule, kept
+through cleanup and re-configure.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from hardware.control_loop import ControlLoop
 from hardware.gripper import GripperAdapter, make_gripper
 from hardware.messages import image_to_numpy, msg_to_pose, pose_to_msg, qos_profile, stamp_to_seconds
 from hardware.observation import JointReading, ObservationCache
-from hardware.safety import SafetyDecision
+from hardware.safety import RULES, SafetyDecision
 from hardware.timing import TickStats
 
 NODE_NAME = "df_agent_policy"
@@ -71,6 +75,10 @@ class PolicyNode(LifecycleNode):
         self._events_publisher = None
         self._sensor_group = ReentrantCallbackGroup()
         self._control_group = MutuallyExclusiveCallbackGroup()
+        # Session totals, kept when cleanup drops the loop: safety counts and the scheduler's chunk statistics.
+        self._safety_totals: dict[str, int] = dict.fromkeys(RULES, 0)
+        self._chunk_totals: dict[str, int] = {}
+        self._latencies: list[float] = []
 
     # ---------------------------------------------------------------- lifecycle
     def lifecycle_state(self) -> str:
@@ -95,6 +103,7 @@ class PolicyNode(LifecycleNode):
         self.configure_error = None
         self.cache = ObservationCache([*(f"camera/{c}" for c in config.topics.cameras), "joint_states", "ee_pose"])
         self.loop = ControlLoop(config, self.policy)
+        self.stats.begin(self.loop.period_s)
         camera_qos = qos_profile(config.qos.cameras)
         state_qos = qos_profile(config.qos.robot_state)
         command_qos = qos_profile(config.qos.commands)
@@ -135,7 +144,8 @@ class PolicyNode(LifecycleNode):
             self.configure_error = str(error)
             self.get_logger().error(f"configure rejected: {error}")
             self._destroy_entities()
-            self.config, self.loop, self.cache = None, None, None
+            self._drop_loop()
+            self.config, self.cache = None, None
             return TransitionCallbackReturn.FAILURE
         if config.safety.enabled and config.bridge.control_rate_hz > config.safety.max_command_rate_hz:
             self.get_logger().warning(
@@ -151,7 +161,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         assert self.config is not None and self.loop is not None
         self.loop.reset()
-        self.stats = TickStats()
+        self.stats.begin(self.loop.period_s)
         with self._tick_lock:
             self.active = True
         self.get_logger().info("activated: running the policy")
@@ -159,19 +169,54 @@ class PolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_and_hold("deactivate")
-        self.get_logger().info(f"deactivated; control loop {json.dumps(self.stats.summary())}")
+        self.get_logger().info(f"deactivated; control loop {json.dumps(self.report()['loop'])}")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
-        self.config, self.loop, self.cache = None, None, None
+        self._drop_loop()
+        self.config, self.cache = None, None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self.active:
             self._stop_and_hold("shutdown")
         self._destroy_entities()
+        self._drop_loop()
         return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------- report
+    def report(self) -> dict[str, Any]:
+        """Timing and safety counts of the whole session (every activation, through cleanups)."""
+        safety = dict(self._safety_totals)
+        chunks = dict(self._chunk_totals)
+        latencies = list(self._latencies)
+        loop = self.loop
+        if loop is not None:
+            for rule, count in loop.safety.counts.items():
+                safety[rule] = safety.get(rule, 0) + count
+            for key, count in loop.scheduler.counts.items():
+                chunks[key] = chunks.get(key, 0) + count
+            latencies += loop.scheduler.latencies
+        values = np.asarray(latencies)
+
+        def ms(q: float) -> float | None:
+            return round(float(np.quantile(values, q)) * 1e3, 3) if values.size else None
+
+        timing = {**self.stats.summary(), **chunks, "policy_latency_p50_ms": ms(0.5),
+                  "policy_latency_p95_ms": ms(0.95), "policy_latency_max_ms": ms(1.0)}
+        return {"loop": timing, "safety": safety}
+
+    def _drop_loop(self) -> None:
+        loop, self.loop = self.loop, None
+        if loop is None:
+            return
+        for rule, count in loop.safety.counts.items():
+            self._safety_totals[rule] = self._safety_totals.get(rule, 0) + count
+        for key, count in loop.scheduler.counts.items():
+            self._chunk_totals[key] = self._chunk_totals.get(key, 0) + count
+        self._latencies += loop.scheduler.latencies
+        loop.close()
 
     # ---------------------------------------------------------------- callbacks
     def _now(self) -> float:
@@ -213,9 +258,9 @@ class PolicyNode(LifecycleNode):
             if not self.active or self.loop is None:
                 return
             started = time.perf_counter()
-            result = self.loop.tick(self.cache.snapshot(self._now()))
+            result = self.loop.tick(self.cache.snapshot(self._now()), time.monotonic())
             self._execute(result.decision)
-            self.stats.record(started, result.policy_latency_s, result.decision.target is not None)
+            self.stats.record(started, time.perf_counter(), result.decision.target is not None)
 
     # ---------------------------------------------------------------- helpers
     def _execute(self, decision: SafetyDecision) -> None:

@@ -36,6 +36,7 @@ RULES = (
     "clamp_workspace",
     "far_target",
     "policy_error",
+    "policy_stall",
     "hold",
 )
 

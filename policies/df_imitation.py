@@ -121,6 +121,42 @@ class DFImitationPolicy:
         self.step_in_chunk += 1
         return action.cpu().numpy().astype(np.float32)
 
+    @property
+    def replan_every(self) -> int:
+        """Ticks between the observations of consecutive tokens (the real-time scheduler's cadence)."""
+        return self.horizon
+
+    def sample_chunk(self, observation: Mapping[str, Any], noise_level: Any = 0,
+                     executed: Any = None) -> np.ndarray:
+        """Real-time use (hardware.action_scheduler): `[N, horizon_tokens * H, A]`, the actions of every sampled
+        token, for the ticks after `observation`.
+
+        `executed` (`[N, T, A]` or `[T, A]`, policy units) are the actions the robot executed since the previous
+        call's observation; they form the action part of this observation's token, so the memory holds what
+        happened rather than what was planned. The last H are used; fewer are padded in front with holds (no
+        motion, same gripper). None: the previous chunk's first token, as `act` assumes.
+        """
+        num_envs = self._batch_size(observation)
+        if self.num_envs is None:
+            self.num_envs = num_envs
+        if executed is not None and self.queue is not None:
+            actions = np.asarray(executed, dtype=np.float32)
+            actions = np.broadcast_to(actions, (num_envs, *actions.shape[-2:])) if actions.ndim == 2 else actions
+            if actions.shape[1] >= self.horizon:
+                actions = actions[:, -self.horizon:]
+            else:  # pad in front with holds: no motion, the first action's gripper command
+                hold = np.zeros_like(actions[:, :1])
+                hold[..., -1] = actions[:, :1, -1]
+                actions = np.concatenate([np.repeat(hold, self.horizon - actions.shape[1], axis=1), actions], axis=1)
+            self.queue = torch.as_tensor(np.ascontiguousarray(actions), device=self.device)
+        self._replan(observation, noise_level)
+        self.step_in_chunk = self.horizon  # a later act() starts a new chunk
+        chunk = self.last_plan["actions"]  # [N, tokens, H, A]
+        chunk = chunk.reshape(chunk.shape[0], -1, chunk.shape[-1])
+        if self.config.action_low is not None:
+            chunk = torch.maximum(torch.minimum(chunk, self._high.to(self.device)), self._low.to(self.device))
+        return chunk.cpu().numpy().astype(np.float32)
+
     # ------------------------------------------------------------------------------------------------------
     def _batch_size(self, observation: Mapping[str, Any]) -> int:
         if not isinstance(observation, Mapping):

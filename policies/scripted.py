@@ -6,11 +6,19 @@ Both follow the `policies.base.Policy` protocol: batched dict observations in, a
 
 from __future__ import annotations
 
+import inspect
+import time
 from typing import Any
 
 import numpy as np
 
-from df_agent.geometry import normalize_quaternion, quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
+from df_agent.geometry import (
+    normalize_quaternion,
+    quaternion_conjugate,
+    quaternion_multiply,
+    quaternion_to_rotvec,
+    rotvec_to_quaternion,
+)
 
 ACTION_DIM = 7
 
@@ -29,7 +37,11 @@ class ReachTargetPolicy:
         gain: float = 0.5,
         max_step: float = 0.05,
         gripper: float = 1.0,
+        horizon: int = 1,
     ) -> None:
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.horizon = int(horizon)
         self.target_position = np.asarray(target_position, dtype=np.float64).reshape(3)
         self.target_quaternion = (
             None if target_quaternion is None else normalize_quaternion(np.asarray(target_quaternion))
@@ -60,6 +72,24 @@ class ReachTargetPolicy:
             actions[i, 6] = self.gripper
         return actions
 
+    def sample_chunk(self, observation: dict[str, np.ndarray], noise_level: Any = 0) -> np.ndarray:
+        """`[N, horizon, 7]`: the reach rolled forward `horizon` steps, as if each step were executed exactly."""
+        poses = np.asarray(observation["ee_pose"], dtype=np.float64).copy()
+        steps = []
+        for _ in range(self.horizon):
+            action = self.act({"ee_pose": poses})
+            poses[:, :3] += action[:, :3]
+            for i in range(len(poses)):
+                turn = rotvec_to_quaternion(action[i, 3:6])
+                poses[i, 3:] = normalize_quaternion(quaternion_multiply(turn, poses[i, 3:]))
+            steps.append(action)
+        return np.stack(steps, axis=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"policy_type": "reach_target", "target_position": self.target_position.tolist(),
+                "target_quaternion": None if self.target_quaternion is None else self.target_quaternion.tolist(),
+                "gain": self.gain, "max_step": self.max_step, "gripper": self.gripper, "horizon": self.horizon}
+
 
 class ReplayActionsPolicy:
     """Plays back a fixed list of actions (then repeats the last one); for exercising the safety layer."""
@@ -78,3 +108,36 @@ class ReplayActionsPolicy:
         action = self.actions[min(self.index, len(self.actions) - 1)]
         self.index += 1
         return np.repeat(action[None], batch, axis=0)
+
+
+class DelayedPolicy:
+    """Any policy, `delay_s` slower per call: measures how the real-time loop copes with a slow policy.
+
+    Forwards `sample_chunk` (when the inner policy has it), `act`, `replan_every` and `describe`.
+    """
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        if delay_s < 0:
+            raise ValueError(f"delay_s must be >= 0, got {delay_s}")
+        self.inner, self.delay_s = inner, float(delay_s)
+        if hasattr(inner, "replan_every"):
+            self.replan_every = inner.replan_every
+        if hasattr(inner, "sample_chunk"):
+            self.sample_chunk = self._sample_chunk
+
+    def reset(self, num_envs: int | None = None, **kwargs: Any) -> None:
+        self.inner.reset(num_envs, **kwargs)
+
+    def act(self, observation: Any, noise_level: Any = 0) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self.inner.act(observation, noise_level)
+
+    def _sample_chunk(self, observation: Any, noise_level: Any = 0, executed: Any = None) -> np.ndarray:
+        time.sleep(self.delay_s)
+        takes_executed = "executed" in inspect.signature(self.inner.sample_chunk).parameters
+        extra = {"executed": executed} if takes_executed else {}
+        return self.inner.sample_chunk(observation, noise_level=noise_level, **extra)
+
+    def describe(self) -> dict[str, Any]:
+        inner = self.inner.describe() if hasattr(self.inner, "describe") else {"type": type(self.inner).__name__}
+        return {**inner, "added_latency_s": self.delay_s}

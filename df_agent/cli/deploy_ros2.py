@@ -32,7 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not configure/activate; wait for a lifecycle manager (ros2 lifecycle set ...)",
     )
-    parser.add_argument("--report", type=Path, default=None, help="write loop timing and safety counts as JSON")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="write loop timing (rate, jitter, deadline misses, policy latency p50/p95) and safety "
+                             "counts as JSON")
+    parser.add_argument("--reach-horizon", type=int, default=1,
+                        help="with --reach-target: actions per chunk (the reach rolled forward; default 1)")
+    parser.add_argument("--added-latency", type=float, default=0.0, metavar="SECONDS",
+                        help="make every policy call this much slower (measures how the real-time loop copes "
+                             "with a slow policy; default 0)")
     parser.add_argument(
         "--ros-args",
         nargs=argparse.REMAINDER,
@@ -71,9 +78,16 @@ def run(args: argparse.Namespace) -> int:
     from hardware.policy_node import PolicyNode
     from hardware.spin import spin_until_stopped
     from policies.loading import load_policy
-    from policies.scripted import ReachTargetPolicy
+    from policies.scripted import DelayedPolicy, ReachTargetPolicy
 
-    policy = load_policy(args.checkpoint) if args.checkpoint else ReachTargetPolicy(args.reach_target)
+    if args.reach_horizon < 1 or args.added_latency < 0:
+        raise ValueError("--reach-horizon must be >= 1 and --added-latency >= 0")
+    if args.checkpoint:
+        policy = load_policy(args.checkpoint)
+    else:
+        policy = ReachTargetPolicy(args.reach_target, horizon=args.reach_horizon)
+    if args.added_latency > 0:
+        policy = DelayedPolicy(policy, args.added_latency)
     ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     try:
@@ -90,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopping (%s)", why)
         if node.active:  # deactivate commands the hold pose
             node.trigger_deactivate()
-        summary = {"loop": node.stats.summary(), "safety": node.loop.safety.counts if node.loop else {}}
         if node.lifecycle_state() != "finalized":  # a lifecycle manager may have shut it down already
             node.trigger_shutdown()
+        summary = {"policy": node.policy.describe() if hasattr(node.policy, "describe") else None,
+                   **node.report()}
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -90,15 +91,28 @@ def test_policy_observation_layout_and_noise_flags():
     assert noise["wrist"].tolist() == [1000] and (observation["wrist"] == 0).all()
 
 
+def tick(loop: ControlLoop, now: float, cache_time: float | None = None):
+    """One control tick at monotonic time `now` (ticks 0.1 s apart), then let the policy's worker answer."""
+    result = loop.tick(fresh_cache(now if cache_time is None else cache_time).snapshot(now), now=now)
+    loop.scheduler.wait_for_answer(10.0)
+    return result
+
+
 def test_control_loop_reaches_and_chains_targets_from_the_last_command():
     loop = ControlLoop(CONFIG, ReachTargetPolicy([0.6, 0.0, 0.4], gain=1.0))
     loop.reset()
-    first = loop.tick(fresh_cache(10.0).snapshot(10.0))
-    assert first.decision.target.position == pytest.approx([0.52, 0, 0.4])  # clamped to 2 cm
-    assert first.noise_levels["front"] == 0 and first.policy_latency_s is not None
-    # The arm has not moved yet; "commanded" base: the next target builds on the last one.
-    second = loop.tick(fresh_cache(10.2).snapshot(10.2))
-    assert second.decision.target.position == pytest.approx([0.54, 0, 0.4])
+    try:
+        first = tick(loop, 10.0)
+        # The policy samples in its worker: the observation of tick 0 becomes the command of tick 1.
+        assert first.decision.target is None and not first.acted and first.noise_levels["front"] == 0
+        second = tick(loop, 10.1)
+        assert second.decision.target.position == pytest.approx([0.52, 0, 0.4])  # clamped to 2 cm
+        assert second.chunk_latency_s is not None and second.trimmed == 0
+        # The arm has not moved yet; "commanded" base: the next target builds on the last one.
+        third = tick(loop, 10.2)
+        assert third.decision.target.position == pytest.approx([0.54, 0, 0.4])
+    finally:
+        loop.close()
 
 
 def test_control_loop_measured_base_and_action_scale():
@@ -106,21 +120,29 @@ def test_control_loop_measured_base_and_action_scale():
     config = dataclasses.replace(CONFIG, bridge=bridge)
     loop = ControlLoop(config, ReplayActionsPolicy([[0.2, 0, 0, 0, 0, 0.5, 1.0]]))
     loop.reset()
-    for now in (10.0, 10.2):
-        target = loop.tick(fresh_cache(now).snapshot(now)).decision.target
-        assert target.position == pytest.approx([0.51, 0, 0.4])  # 0.2 units * 5 cm from the measured pose
+    try:
+        tick(loop, 10.0)
+        for now in (10.1, 10.2):
+            target = tick(loop, now).decision.target
+            assert target.position == pytest.approx([0.51, 0, 0.4])  # 0.2 units * 5 cm from the measured pose
+    finally:
+        loop.close()
 
 
 def test_control_loop_holds_without_calling_the_policy_when_state_is_stale():
     policy = ReplayActionsPolicy([[0.01, 0, 0, 0, 0, 0, 1]])
     loop = ControlLoop(CONFIG, policy)
     loop.reset()
-    result = loop.tick(fresh_cache(10.0).snapshot(11.0))  # state 1 s old
-    assert result.decision.holding and result.policy_latency_s is None and policy.index == 0
-    assert result.decision.target.position == pytest.approx([0.5, 0, 0.4])
+    try:
+        result = tick(loop, 11.0, cache_time=10.0)  # state 1 s old
+        assert result.decision.holding and result.chunk_latency_s is None
+        assert result.decision.target.position == pytest.approx([0.5, 0, 0.4])
+        assert loop.scheduler.counts["chunks"] == 0 and policy.index == 0
+    finally:
+        loop.close()
 
 
-def test_a_raising_policy_is_contained_as_a_safety_event():
+def test_a_raising_policy_is_contained_as_a_safety_event_and_holds():
     class Broken:
         def reset(self, num_envs=None, **kwargs):
             pass
@@ -130,15 +152,47 @@ def test_a_raising_policy_is_contained_as_a_safety_event():
 
     loop = ControlLoop(RobotConfig(), Broken())
     loop.reset()
-    result = loop.tick(fresh_cache(10.0).snapshot(10.0))
-    assert result.decision.target is None and result.decision.events[0].rule == "policy_error"
-    assert "boom" in result.decision.events[0].message
+    try:
+        tick(loop, 10.0)
+        result = tick(loop, 10.1)
+        assert result.decision.events[0].rule == "policy_error" and "boom" in result.decision.events[0].message
+        assert result.decision.holding and result.decision.target.position == pytest.approx([0.5, 0, 0.4])
+        again = tick(loop, 10.2)  # still failing: reported again, the hold is not re-sent
+        assert again.decision.events[0].rule == "policy_error" and again.decision.target is None
+        assert loop.safety.counts["policy_error"] == 2
+    finally:
+        loop.close()
+
+
+def test_a_slow_policy_does_not_slow_the_tick():
+    from policies.scripted import DelayedPolicy
+
+    loop = ControlLoop(CONFIG, DelayedPolicy(ReachTargetPolicy([0.6, 0.0, 0.4], horizon=30), delay_s=1.0))
+    loop.reset()
+    try:
+        started = time.perf_counter()
+        results = [loop.tick(fresh_cache(10.0 + 0.1 * i).snapshot(10.0 + 0.1 * i), now=10.0 + 0.1 * i)
+                   for i in range(5)]
+        assert time.perf_counter() - started < 0.5, "ticks waited for a policy that takes 1 s"
+        assert all(r.decision.target is None for r in results)
+        loop.scheduler.wait_for_answer(10.0)
+        # It answered 1 s after tick 0's observation; at tick 20 (2 s) the first 19 planned actions are stale.
+        late = loop.tick(fresh_cache(12.0).snapshot(12.0), now=12.0)
+        assert late.trimmed == 19 and late.decision.target is not None
+    finally:
+        loop.close()
 
 
 def test_hold_uses_the_measured_pose_when_fresh_else_the_last_target():
     loop = ControlLoop(CONFIG, ReachTargetPolicy([0.6, 0.0, 0.4]))
     loop.reset()
-    loop.tick(fresh_cache(10.0).snapshot(10.0))
-    assert loop.hold(fresh_cache(10.0).snapshot(10.0), "deactivate").target.position == pytest.approx([0.5, 0, 0.4])
-    stale = loop.hold(fresh_cache(10.0).snapshot(20.0), "shutdown")
-    assert stale.target.position == pytest.approx(loop.last_target.position)
+    try:
+        tick(loop, 10.0)
+        tick(loop, 10.1)
+        assert loop.last_target is not None
+        assert loop.hold(fresh_cache(10.0).snapshot(10.0), "deactivate").target.position == pytest.approx(
+            [0.5, 0, 0.4])
+        stale = loop.hold(fresh_cache(10.0).snapshot(20.0), "shutdown")
+        assert stale.target.position == pytest.approx(loop.last_target.position)
+    finally:
+        loop.close()

@@ -165,3 +165,24 @@ def test_loader_needs_no_registration(tmp_path):
     assert actions.shape == (1, 7)
     with pytest.raises(ValueError, match="unknown DF imitation policy settings"):
         load_df_imitation_policy(tmp_path / "ckpt", horizon=3)
+
+
+def test_sample_chunk_returns_every_sampled_token_and_feeds_back_what_was_executed():
+    policy = make_policy(horizon_tokens=2)
+    policy.reset(num_envs=1)
+    h = policy.horizon
+    assert policy.replan_every == h
+    chunk = policy.sample_chunk(observation(1, 0))
+    assert chunk.shape == (1, 2 * h, 7) and chunk.dtype == np.float32
+    assert np.all(chunk[..., :6] >= -1) and np.all(chunk[..., :6] <= 1)
+    assert policy.executed is None  # the first token has no actions
+    # The robot ran something else than planned (a late chunk's tail, holds): the next token is built from it.
+    executed = np.zeros((h - 1, 7), dtype=np.float32)
+    executed[:, 0] = 0.5
+    executed[:, 6] = 1.0
+    policy.sample_chunk(observation(1, 1), executed=executed)
+    fed = policy.executed.numpy()[0]
+    assert fed.shape == (h, 7)
+    assert fed[0].tolist() == [0, 0, 0, 0, 0, 0, 1], "fewer than H executed: padded in front with a hold"
+    np.testing.assert_allclose(fed[1:], executed)
+    assert policy.replans == 2
