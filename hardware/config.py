@@ -35,14 +35,16 @@ class QosConfig:
 
 @dataclass(frozen=True)
 class TopicsConfig:
+    """Relative names resolve in the node's namespace (`-r __ns:=/arm` moves them all); `~/` is node-private."""
+
     cameras: dict[str, str] = field(
-        default_factory=lambda: {"front": "/camera/front/image_raw", "wrist": "/camera/wrist/image_raw"}
+        default_factory=lambda: {"front": "camera/front/image_raw", "wrist": "camera/wrist/image_raw"}
     )
-    joint_states: str = "/joint_states"
-    ee_pose: str = "/franka_robot_state_broadcaster/current_pose"
-    target_pose: str = "/cartesian_impedance_controller/target_pose"
-    gripper_command: str = "/gripper/command"
-    safety_events: str = "/df_agent_policy/safety_events"
+    joint_states: str = "joint_states"
+    ee_pose: str = "franka_robot_state_broadcaster/current_pose"
+    target_pose: str = "cartesian_impedance_controller/target_pose"
+    gripper_command: str = "gripper/command"
+    safety_events: str = "~/safety_events"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class BridgeConfig:
 @dataclass(frozen=True)
 class GripperConfig:
     backend: str = "topic"
-    action_name: str = "/franka_gripper/move"  # franka_action backend
+    action_name: str = "franka_gripper/move"  # franka_action backend
     open_width: float = 0.08  # metres, franka_action backend
     speed: float = 0.1
 

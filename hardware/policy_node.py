@@ -4,7 +4,12 @@ Lifecycle: *configure* reads the YAML config (ROS parameter `config_file`, any d
 `safety.max_translation_per_step` overriding it) and rejects bad values with a clear error (the transition
 fails); creates subscriptions to the cameras, joint states and end-effector pose, the target-pose publisher
 and the gripper adapter. *activate* resets the policy and starts the control timer. *deactivate* and
-*shutdown* stop the timer and command a hold at the current pose.
+*shutdown* stop the timer and command a hold at the current pose. A transition the current state does not
+offer (activate while unconfigured, ...) is refused with an error naming the state and the transitions it
+offers, over the `change_state` service as from `request_transition`; the node keeps running.
+
+Names follow ROS conventions: topics are relative (resolved in the node's namespace, so `--ros-args -r
+__ns:=/arm` moves them all) and the safety events are private (`~/safety_events`).
 
 Threads: subscription callbacks run in a reentrant callback group and only write the timestamped caches;
 the control timer runs in its own mutually exclusive group (MultiThreadedExecutor); the policy samples its
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from lifecycle_msgs.msg import Transition
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -36,11 +42,14 @@ from hardware.control_loop import ControlLoop
 from hardware.gripper import GripperAdapter, make_gripper
 from hardware.messages import image_to_numpy, msg_to_pose, pose_to_msg, qos_profile, stamp_to_seconds
 from hardware.observation import JointReading, ObservationCache
-from hardware.safety import RULES, SafetyDecision
+from hardware.safety import RULES, Pose, SafetyDecision
 from hardware.timing import TickStats
 
 NODE_NAME = "df_agent_policy"
 _NOT_OVERRIDES = {"config_file", "use_sim_time", "start_type_description_service"}
+TRANSITIONS = ("configure", "activate", "deactivate", "cleanup", "shutdown")
+_TRANSITION_NAMES = {value: name[len("TRANSITION_"):].lower() for name, value in vars(Transition).items()
+                     if name.startswith("TRANSITION_") and isinstance(value, int)}
 
 
 class PolicyNode(LifecycleNode):
@@ -62,6 +71,7 @@ class PolicyNode(LifecycleNode):
             self.declare_parameter("config_file", str(config_file or DEFAULT_CONFIG_PATH))
         self.policy = policy
         self.config: RobotConfig | None = None
+        self.last_config: RobotConfig | None = None  # kept through cleanup, for the report
         self.configure_error: str | None = None
         self.loop: ControlLoop | None = None
         self.cache: ObservationCache | None = None
@@ -79,11 +89,51 @@ class PolicyNode(LifecycleNode):
         self._safety_totals: dict[str, int] = dict.fromkeys(RULES, 0)
         self._chunk_totals: dict[str, int] = {}
         self._latencies: list[float] = []
+        self.last_measured: Pose | None = None
+        self.last_commanded: Pose | None = None
+        self.refused_transitions: list[str] = []
+        if hasattr(self, "_service_change_state"):  # refuse unavailable transitions instead of raising
+            self._change_state_handler = self._service_change_state.callback
+            self._service_change_state.callback = self._on_change_state_request
 
     # ---------------------------------------------------------------- lifecycle
     def lifecycle_state(self) -> str:
         """'unconfigured', 'inactive', 'active' or 'finalized' (the label the get_state service reports)."""
         return self._state_machine.current_state[1]
+
+    def available_transitions(self) -> dict[int, str]:
+        """id -> label of the transitions the current state offers."""
+        return {t[0]: t[1] for t in self._state_machine.available_transitions}
+
+    def _refuse(self, requested: str) -> None:
+        offered = sorted(set(self.available_transitions().values()))
+        message = (f"transition {requested!r} refused: not available from state {self.lifecycle_state()!r} "
+                   f"(available: {', '.join(offered) or 'none'})")
+        self.refused_transitions.append(message)
+        self.get_logger().error(message)
+
+    def request_transition(self, name: str) -> bool:
+        """Trigger `name` (configure, activate, deactivate, cleanup, shutdown); False, logged, if refused or failed."""
+        if name not in TRANSITIONS:
+            raise ValueError(f"unknown lifecycle transition {name!r}; transitions: {TRANSITIONS}")
+        labels = {label.split("_")[-1] for label in self.available_transitions().values()}
+        if name not in labels:
+            self._refuse(name)
+            return False
+        outcome = getattr(self, f"trigger_{name}")()
+        return outcome == TransitionCallbackReturn.SUCCESS
+
+    def _on_change_state_request(self, request: Any, response: Any) -> Any:
+        available = self.available_transitions()
+        requested = request.transition.label or _TRANSITION_NAMES.get(request.transition.id,
+                                                                       f"id {request.transition.id}")
+        valid = request.transition.label in available.values() if request.transition.label else (
+            request.transition.id in available)
+        if not valid:
+            self._refuse(requested)
+            response.success = False
+            return response
+        return self._change_state_handler(request, response)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         overrides = {
@@ -154,8 +204,9 @@ class PolicyNode(LifecycleNode):
             )
         self.get_logger().info(
             f"configured from {path}: control {config.bridge.control_rate_hz} Hz, target -> "
-            f"{config.topics.target_pose}, safety {'on' if config.safety.enabled else 'OFF'}"
+            f"{self._target_publisher.topic_name}, safety {'on' if config.safety.enabled else 'OFF'}"
         )
+        self.last_config = config
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -246,6 +297,7 @@ class PolicyNode(LifecycleNode):
         if not np.all(np.isfinite(pose.position)):
             self.get_logger().warning("ee pose dropped: non-finite position", throttle_duration_sec=2.0)
             return
+        self.last_measured = pose
         self._store("ee_pose", pose, msg.header.stamp)
 
     def _store(self, stream: str, value: Any, stamp: Any) -> None:
@@ -271,6 +323,7 @@ class PolicyNode(LifecycleNode):
         if decision.target is not None:
             stamp = self.get_clock().now().to_msg()
             self._target_publisher.publish(pose_to_msg(decision.target, stamp, self.config.frame_id))
+            self.last_commanded = decision.target
         if decision.gripper is not None and self._gripper is not None:
             self._gripper.command(decision.gripper, self._now())
 

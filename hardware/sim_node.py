@@ -93,8 +93,16 @@ class SimFrankaNode(Node):
         }
         self._joint_publisher = self.create_publisher(JointState, config.topics.joint_states, state_qos)
         self._pose_publisher = self.create_publisher(PoseStamped, config.topics.ee_pose, state_qos)
-        self.create_subscription(PoseStamped, config.topics.target_pose, self._on_target, command_qos)
-        self.create_subscription(Float64, config.topics.gripper_command, self._on_gripper, command_qos)
+        target = self.create_subscription(PoseStamped, config.topics.target_pose, self._on_target, command_qos)
+        gripper = self.create_subscription(Float64, config.topics.gripper_command, self._on_gripper, command_qos)
+        # Bags record the resolved names (/arm/joint_states under -r __ns:=/arm), as `ros2 bag record` does.
+        self._bag_topics = {
+            "joint_states": self._joint_publisher.topic_name,
+            "ee_pose": self._pose_publisher.topic_name,
+            "target_pose": target.topic_name,
+            "gripper_command": gripper.topic_name,
+            **{f"camera/{name}": publisher.topic_name for name, publisher in self._image_publishers.items()},
+        }
         self.create_timer(backend.dt, self._on_physics, callback_group=group)
         self.create_timer(1.0 / config.sim.camera_rate_hz, self._on_camera, callback_group=group)
         position, _ = backend.ee_pose()
@@ -122,14 +130,14 @@ class SimFrankaNode(Node):
         with self._pending_lock:
             self._pending_target = pose
             self.targets_received += 1
-        self._record(self.config.topics.target_pose, msg, self._stamp_ns())
+        self._record(self._bag_topics["target_pose"], msg, self._stamp_ns())
 
     def _on_gripper(self, msg: Float64) -> None:
         if not np.isfinite(msg.data):
             return
         with self._pending_lock:
             self._pending_gripper = float(np.clip(msg.data, 0.0, 1.0))
-        self._record(self.config.topics.gripper_command, msg, self._stamp_ns())
+        self._record(self._bag_topics["gripper_command"], msg, self._stamp_ns())
 
     def _on_physics(self) -> None:
         with self._pending_lock:
@@ -150,8 +158,8 @@ class SimFrankaNode(Node):
         pose = pose_to_msg(Pose.of(position, quaternion), stamp, self.config.frame_id)
         self._joint_publisher.publish(joints)
         self._pose_publisher.publish(pose)
-        self._record(self.config.topics.joint_states, joints, stamp_ns)
-        self._record(self.config.topics.ee_pose, pose, stamp_ns)
+        self._record(self._bag_topics["joint_states"], joints, stamp_ns)
+        self._record(self._bag_topics["ee_pose"], pose, stamp_ns)
 
     def _on_camera(self) -> None:
         stamp_ns = self._stamp_ns()
@@ -159,7 +167,7 @@ class SimFrankaNode(Node):
         for name, publisher in self._image_publishers.items():
             image = numpy_to_image(self.backend.render(name), stamp, f"{name}_camera")
             publisher.publish(image)
-            self._record(self.cameras[name], image, stamp_ns)
+            self._record(self._bag_topics[f"camera/{name}"], image, stamp_ns)
 
     def close(self) -> None:
         if self.recorder is not None:

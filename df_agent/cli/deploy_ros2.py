@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not configure/activate; wait for a lifecycle manager (ros2 lifecycle set ...)",
     )
     parser.add_argument("--report", type=Path, default=None,
-                        help="write loop timing (rate, jitter, deadline misses, policy latency p50/p95) and safety "
-                             "counts as JSON")
+                        help="write the session report as JSON: policy, config, duration, final pose, loop timing "
+                             "(rate, jitter, deadline misses, policy latency p50/p95) and safety counts")
     parser.add_argument("--reach-horizon", type=int, default=1,
                         help="with --reach-target: actions per chunk (the reach rolled forward; default 1)")
     parser.add_argument("--added-latency", type=float, default=0.0, metavar="SECONDS",
@@ -69,12 +69,26 @@ def _parse_params(items: list[str]) -> list:
     return parameters
 
 
+def _describe(policy: object, args: argparse.Namespace) -> dict:
+    described = policy.describe() if hasattr(policy, "describe") else {"type": type(policy).__name__}
+    return {"checkpoint": str(args.checkpoint) if args.checkpoint else None, **described}
+
+
+def _pose(pose: object) -> dict | None:
+    if pose is None:
+        return None
+    return {"position": [round(float(v), 6) for v in pose.position],
+            "quaternion_wxyz": [round(float(v), 6) for v in pose.quaternion]}
+
+
 def run(args: argparse.Namespace) -> int:
+    import time
+
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.signals import SignalHandlerOptions
 
+    from hardware.config import DEFAULT_CONFIG_PATH
     from hardware.policy_node import PolicyNode
     from hardware.spin import spin_until_stopped
     from policies.loading import load_policy
@@ -94,25 +108,42 @@ def run(args: argparse.Namespace) -> int:
         node = PolicyNode(policy, config_file=args.config, parameter_overrides=_parse_params(args.param))
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
+        started = time.monotonic()
         if not args.no_autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            if not node.request_transition("configure"):
                 log.error("configure failed: %s", node.configure_error)
                 return 1
-            node.trigger_activate()
+            node.request_transition("activate")
         # Also stop once a lifecycle manager has shut the node down (ros2 lifecycle set ... shutdown).
         why = spin_until_stopped(executor, args.duration, lambda: node.lifecycle_state() == "finalized")
         log.info("stopping (%s)", why)
         if node.active:  # deactivate commands the hold pose
-            node.trigger_deactivate()
+            node.request_transition("deactivate")
         if node.lifecycle_state() != "finalized":  # a lifecycle manager may have shut it down already
-            node.trigger_shutdown()
-        summary = {"policy": node.policy.describe() if hasattr(node.policy, "describe") else None,
-                   **node.report()}
+            node.request_transition("shutdown")
+        duration = time.monotonic() - started
+        report = node.report()
+        summary = {
+            "policy": _describe(policy, args),
+            "config": {"file": str(node.get_parameter("config_file").value or DEFAULT_CONFIG_PATH),
+                       "overrides": list(args.param), "ros_args": list(args.ros_args),
+                       "resolved": node.last_config.to_dict() if node.last_config is not None else None},
+            "node": node.get_fully_qualified_name(),
+            "duration_s": round(duration, 3),
+            "stop_reason": why,
+            "final_state": node.lifecycle_state(),
+            "final_pose": _pose(node.last_measured),
+            "last_commanded_target": _pose(node.last_commanded),
+            "loop": report["loop"],
+            "safety": report["safety"],
+            "refused_transitions": list(node.refused_transitions),
+        }
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({key: summary[key] for key in ("policy", "duration_s", "final_pose", "loop", "safety")},
+                     indent=2))
     if args.report:
         write_json_atomic(args.report, with_provenance(summary, command_of(args)))
     return 0

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3",
                         help="rosbag2 storage of --bag")
     parser.add_argument("--report", type=Path, default=None, help="write final ee pose and step counts as JSON")
+    parser.add_argument(
+        "--ros-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="everything after it goes to ROS (e.g. --ros-args -r __ns:=/arm), as in ros2 run",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     backend = make_backend(config)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = SimFrankaNode(config, backend, seed=args.seed, bag_path=args.bag, bag_storage=args.bag_storage)
         executor = SingleThreadedExecutor()

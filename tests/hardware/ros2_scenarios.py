@@ -60,7 +60,7 @@ class RecordingPolicy:
 class ProbeRobot(Node):
     """A stand-in robot on the real topics: publishes a fixed state, records what the bridge sends."""
 
-    def __init__(self, position: list[float]) -> None:
+    def __init__(self, position: list[float], events_topic: str = "/df_agent_policy/safety_events") -> None:
         super().__init__("probe_robot")
         self.pose = Pose.of(position, DOWN)
         self.publish_state = True
@@ -77,7 +77,7 @@ class ProbeRobot(Node):
         }
         command_qos = qos_profile(CONFIG.qos.commands)
         self.create_subscription(PoseStamped, CONFIG.topics.target_pose, self._on_target, command_qos)
-        self.create_subscription(String, CONFIG.topics.safety_events, self._on_event, 50)
+        self.create_subscription(String, events_topic, self._on_event, 50)  # the bridge's private ~/safety_events
         self.create_subscription(Float64, CONFIG.topics.gripper_command, lambda m: self.gripper.append(m.data), 10)
         self.create_timer(0.02, self._publish_state)
         self.create_timer(0.05, self._publish_cameras)
@@ -182,6 +182,8 @@ def scenario_lifecycle() -> dict[str, Any]:
         request.transition.id = transition_id
         return bool(call(executor, change_state, request).success)
 
+    # Not offered while unconfigured: refused with a message, the node (and its services) carry on.
+    refused = [transition(Transition.TRANSITION_ACTIVATE), node.request_transition("deactivate")]
     states = [state()]
     publishers_before = node.count_publishers(CONFIG.topics.target_pose)  # the probe does not publish it
     ok = [transition(Transition.TRANSITION_CONFIGURE)]
@@ -206,6 +208,7 @@ def scenario_lifecycle() -> dict[str, Any]:
     states.append(state())
     spin_for(executor, 0.3)
     publishers_cleaned = node.count_publishers(CONFIG.topics.target_pose)
+    report_after_cleanup = node.report()
     # Configure and activate again, then shut down from active: the shutdown must also hold.
     ok.append(transition(Transition.TRANSITION_CONFIGURE))
     wait_for_state(executor, node)
@@ -228,6 +231,10 @@ def scenario_lifecycle() -> dict[str, Any]:
         "measured": probe.pose.as_array().tolist(),
         "shutdown_targets": [t for _, t in probe.targets[before_shutdown:]],
         "shutdown_events": probe.events[events_before:],
+        "refused": refused,
+        "refused_messages": node.refused_transitions,
+        "report_after_cleanup": report_after_cleanup,
+        "report_at_end": node.report(),
     }
 
 
@@ -381,12 +388,35 @@ def scenario_stale_state() -> dict[str, Any]:
     }
 
 
+def scenario_namespaced_probe() -> dict[str, Any]:
+    """A probe robot in /arm (its relative topics resolve there) beside a bridge started by the CLI with
+    `--ros-args -r __ns:=/arm`: it must receive the bridge's commands and events under /arm only."""
+    probe = ProbeRobot([0.5, 0.0, 0.4], events_topic="/arm/df_agent_policy/safety_events")
+    root_targets: list[Any] = []
+    probe.create_subscription(PoseStamped, "/cartesian_impedance_controller/target_pose",
+                              root_targets.append, qos_profile(CONFIG.qos.commands))
+    executor = MultiThreadedExecutor(num_threads=2)
+    EXECUTORS.append(executor)
+    executor.add_node(probe)
+    end = time.monotonic() + 60.0
+    while time.monotonic() < end and not (len(probe.targets) >= 5 and probe.events):
+        spin_for(executor, 0.1)
+    spin_for(executor, 0.5)
+    topics = sorted(name for name, _ in probe.get_topic_names_and_types())
+    nodes = sorted(f"{namespace.rstrip('/')}/{name}" for name, namespace in probe.get_node_names_and_namespaces())
+    return {"namespace": probe.get_namespace(), "targets": len(probe.targets), "events": probe.events,
+            "root_targets": len(root_targets),
+            "root_target_publishers": probe.count_publishers("/cartesian_impedance_controller/target_pose"),
+            "topics": [t for t in topics if t != "/cartesian_impedance_controller/target_pose"],  # our watcher
+            "nodes": nodes}
+
+
 SCENARIOS = {name[len("scenario_") :]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
 def main() -> int:
     name, out = sys.argv[1], Path(sys.argv[2])
-    rclpy.init()
+    rclpy.init(args=["ros2_scenarios", *sys.argv[3:]])  # e.g. --ros-args -r __ns:=/arm
     try:
         result = SCENARIOS[name]()
     finally:

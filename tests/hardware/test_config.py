@@ -25,7 +25,7 @@ def test_overrides_use_dotted_keys():
 def test_flatten_gives_ros_parameter_names():
     flat = flatten(RobotConfig().to_dict())
     assert flat["safety.workspace_min"] == (0.25, -0.45, 0.05)
-    assert flat["topics.cameras.front"] == "/camera/front/image_raw"
+    assert flat["topics.cameras.front"] == "camera/front/image_raw"
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_flatten_gives_ros_parameter_names():
         ({"qos.cameras.preset": "fastest"}, "qos.cameras.preset must be one of"),
         ({"qos.commands.depth": 0}, "qos.commands.depth must be >= 1"),
         ({"topics.target_pose": "bad topic"}, "'bad topic' is not a valid ROS topic name"),
-        ({"topics.joint_states": "/camera/front/image_raw"}, "topic names must be distinct"),
+        ({"topics.joint_states": "camera/front/image_raw"}, "topic names must be distinct"),
         ({"topics.cameras": {}}, "topics.cameras must name at least one camera"),
         ({"topics.cameras": {"proprio": "/x/image"}}, "clashes with an observation key"),
         ({"gripper.backend": "magnet"}, "gripper.backend must be one of"),

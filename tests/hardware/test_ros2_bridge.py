@@ -43,6 +43,23 @@ def test_lifecycle_transitions_over_services_and_hold_on_deactivate_and_shutdown
     assert any(e["rule"] == "hold" and "shutdown" in e["message"] for e in result["shutdown_events"])
 
 
+def test_an_unavailable_transition_is_refused_with_a_message_and_the_report_survives_cleanup(scenario):
+    result = scenario("lifecycle")
+    # activate (over the change_state service) and deactivate (request_transition) while unconfigured.
+    assert result["refused"] == [False, False]
+    assert result["refused_messages"][0] == (
+        "transition 'activate' refused: not available from state 'unconfigured' (available: configure, shutdown)")
+    assert "'deactivate' refused" in result["refused_messages"][1]
+    assert result["states"][0] == "unconfigured", "the node carried on after refusing"
+    # Counts and timing from before the cleanup are still in the report, and add up across activations.
+    after_cleanup = result["report_after_cleanup"]
+    assert after_cleanup["safety"]["hold"] >= 1 and after_cleanup["loop"]["ticks"] >= 3
+    assert after_cleanup["loop"]["chunks"] >= 3
+    at_end = result["report_at_end"]
+    assert at_end["safety"]["hold"] >= after_cleanup["safety"]["hold"] + 1  # the shutdown hold
+    assert at_end["loop"]["ticks"] > after_cleanup["loop"]["ticks"]
+
+
 def test_bad_parameters_are_rejected_at_configure_with_clear_errors(scenario):
     result = scenario("bad_params")
     expected_text = {

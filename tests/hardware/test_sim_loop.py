@@ -42,6 +42,16 @@ def test_sim_and_deploy_close_the_loop_and_the_arm_reaches_the_policy_target(net
     final = np.asarray(sim["final_ee_position"])
     assert np.linalg.norm(final - TARGET) < 0.02, f"arm ended at {final}, policy target {TARGET}\n{logs}"
     assert deploy["safety"]["non_finite"] == 0 and deploy["safety"]["far_target"] == 0
+    # The report names the policy, the config, how long it ran and where the arm ended, with the loop's timing.
+    assert deploy["policy"]["policy_type"] == "reach_target" and deploy["policy"]["checkpoint"] == str(checkpoint)
+    assert deploy["config"]["file"].endswith("robot.yaml") and deploy["config"]["resolved"]["bridge"]
+    assert 5.5 < deploy["duration_s"] < 30 and deploy["stop_reason"] == "duration"
+    assert deploy["final_state"] == "finalized" and deploy["node"] == "/df_agent_policy"
+    assert np.linalg.norm(np.asarray(deploy["final_pose"]["position"]) - final) < 0.01
+    loop = deploy["loop"]
+    for key in ("rate_hz", "jitter_ms", "deadline_misses", "policy_latency_p50_ms", "policy_latency_p95_ms"):
+        assert loop[key] is not None, key
+    assert 5 < loop["rate_hz"] < 15 and loop["chunks"] > 5
 
     # The bag holds what the robot published and received, decodable with the Jazzy typestore.
     from rosbags.rosbag2 import Reader
@@ -91,6 +101,36 @@ def test_deploy_cli_under_an_external_lifecycle_manager_with_ros_parameters(netn
     # No robot is running, so the bridge held (stale-state watchdog) and never commanded a motion.
     summary = json.loads(report.read_text())
     assert summary["loop"]["ticks"] > 0 and summary["safety"]["stale_state"] == 1
+
+
+def test_ros_namespace_remap_moves_every_topic_and_the_events_stay_private(netns_run, tmp_path):
+    """`--ros-args -r __ns:=/arm` puts the bridge's subscriptions, commands and ~/safety_events under /arm;
+    a probe robot in /arm (real DDS, another process) drives it and receives them there, nothing in /."""
+    cli = f"{shlex.quote(sys.executable)} -m df_agent.cli.main"
+    scenarios = Path(__file__).parent / "ros2_scenarios.py"
+    out, report = tmp_path / "probe.json", tmp_path / "deploy.json"
+    script = (
+        f"{cli} deploy ros2 --reach-target 0.6 0.0 0.4 --duration 8 --report {report} "
+        f"--param safety.max_translation_per_step=0.01 --ros-args -r __ns:=/arm > {tmp_path}/deploy.log 2>&1 & "
+        f"deploy=$!; {shlex.quote(sys.executable)} {scenarios} namespaced_probe {out} --ros-args -r __ns:=/arm; "
+        f"probe=$?; wait $deploy; echo rc $? $probe"
+    )
+    proc = netns_run(["bash", "-c", script], timeout=120)
+    log = (tmp_path / "deploy.log").read_text()
+    assert proc.stdout.strip().endswith("rc 0 0"), f"{proc.stdout}\n{proc.stderr}\n{log[-3000:]}"
+    seen = json.loads(out.read_text())
+    assert seen["namespace"] == "/arm"
+    assert "/arm/df_agent_policy" in seen["nodes"]
+    assert seen["targets"] >= 5 and seen["root_targets"] == 0 and seen["root_target_publishers"] == 0
+    assert any(event["rule"] == "clamp_translation" for event in seen["events"])
+    for topic in ("/arm/cartesian_impedance_controller/target_pose", "/arm/gripper/command",
+                  "/arm/df_agent_policy/safety_events", "/arm/joint_states", "/arm/camera/front/image_raw"):
+        assert topic in seen["topics"], (topic, seen["topics"])
+    bridge_topics = [t for t in seen["topics"] if not t.startswith(("/arm/", "/rosout", "/parameter_events"))]
+    assert bridge_topics == [], bridge_topics
+    summary = json.loads(report.read_text())
+    assert summary["node"] == "/arm/df_agent_policy"
+    assert summary["safety"]["clamp_translation"] > 0 and summary["loop"]["commands"] > 0
 
 
 @pytest.mark.parametrize(
