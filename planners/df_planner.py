@@ -37,6 +37,7 @@ from planners.maze2d_tokens import OBS_DIM, frame_stack_of, tokens_to_frames
 SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
 NOISY_CONTEXT = ("scale", "renoise")
 PRECISIONS = ("fp32", "bf16")
+GOAL_REWARDS = ("sum", "softmin")
 
 
 def _default_sampler() -> SamplerConfig:
@@ -71,6 +72,11 @@ class DFPlannerConfig:
     # Goal guidance (guidance_scale, 0 = off; the reward sums distances in env units over every frame, so the
     # scale is small), Monte Carlo Guidance (mcg_samples, 1 = plain guidance), DDIM eta, the stay policy, ...
     sampler: SamplerConfig = field(default_factory=_default_sampler)
+    # The guidance reward: "sum" = B.5's -sum over frames of ||p_t - g|| (pulls every frame towards the goal,
+    # the straight line through any wall); "softmin" = -softmin_t ||p_t - g|| at `goal_temperature` (env units),
+    # which pulls only the frames nearest the goal and lets the model's dynamics carry the rest of the plan.
+    goal_reward: str = "sum"
+    goal_temperature: float = 0.5
 
     def __post_init__(self) -> None:
         if isinstance(self.sampler, Mapping):  # from JSON
@@ -87,6 +93,10 @@ class DFPlannerConfig:
             raise ValueError(f"noisy_context must be one of {NOISY_CONTEXT}, got {self.noisy_context!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.goal_reward not in GOAL_REWARDS:
+            raise ValueError(f"goal_reward must be one of {GOAL_REWARDS}, got {self.goal_reward!r}")
+        if not (self.goal_temperature > 0 and math.isfinite(self.goal_temperature)):
+            raise ValueError(f"goal_temperature must be a finite number > 0, got {self.goal_temperature}")
         if not math.isfinite(self.sampler.guidance_scale):
             raise ValueError(f"guidance_scale must be finite, got {self.sampler.guidance_scale}")
 
@@ -129,9 +139,12 @@ SETTING_HELP = {
     "repair_steps": "prior repair: unguided DDIM rows per repair round",
     "repair_rounds": "prior repair: rounds",
     "selection_samples": "best-of-N: plans sampled per environment, the best by the guidance reward is kept",
+    "goal_reward": "guidance reward: sum (B.5, every frame's distance to the goal) or softmin (nearest frames only)",
+    "goal_temperature": "softmin goal reward: temperature in env units",
 }
 SETTING_CHOICES = {"schedule": SCHEDULES, "noisy_context": NOISY_CONTEXT, "precision": PRECISIONS,
-                   "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS}
+                   "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS,
+                   "goal_reward": GOAL_REWARDS}
 
 
 def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertainty_scale: float = 1.0) -> Tensor:
@@ -148,6 +161,12 @@ def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertaint
 def goal_reward(frames_xy: Tensor, goal: Tensor) -> Tensor:
     """The flexible-horizon goal reward of B.5: -sum over frames of ||p_t - g||. frames_xy [B, F, 2], goal [B, 2]."""
     return -(frames_xy - goal[:, None, :]).norm(dim=-1).sum(dim=1)
+
+
+def softmin_goal_reward(frames_xy: Tensor, goal: Tensor, temperature: float) -> Tensor:
+    """-softmin over frames of ||p_t - g||: T * logsumexp(-d_t / T), which tends to -min_t d_t as T -> 0."""
+    distance = (frames_xy - goal[:, None, :]).norm(dim=-1)
+    return temperature * torch.logsumexp(-distance / temperature, dim=1)
 
 
 class DFPlanner:
@@ -263,13 +282,19 @@ class DFPlanner:
         raw = self.model.token_normalizer.unnormalize(tokens_normalised)
         return tokens_to_frames(raw)
 
+    def goal_reward(self, frames_xy: Tensor, goal: Tensor) -> Tensor:
+        """The configured guidance reward of plans' positions [B, F, 2] towards goals [B, 2]."""
+        if self.config.goal_reward == "softmin":
+            return softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
+        return goal_reward(frames_xy, goal)
+
     def guidance_fn(self, goal: Tensor):
         batch = goal.shape[0]
 
         def reward(x0_hat: Tensor) -> Tensor:
             copies = x0_hat.shape[0] // batch  # Monte Carlo Guidance stacks the futures along the batch
             frames = self._frames(x0_hat)
-            return goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
+            return self.goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
 
         return reward
 
@@ -320,7 +345,7 @@ class DFPlanner:
                 "planner": asdict(self.config),
             }
             if goal_tensor is not None:
-                diagnostics["goal_reward"] = goal_reward(frames[..., :2], goal_tensor).cpu().numpy()
+                diagnostics["goal_reward"] = self.goal_reward(frames[..., :2], goal_tensor).cpu().numpy()
         frames_np = frames.cpu().double().numpy()
         diagnostics["plan_time_s"] = time.perf_counter() - started
         return Plan(

@@ -9,7 +9,7 @@ import torch
 from df_agent.sampler import SamplerConfig, sample
 from planners.base import History, Plan, Planner
 from planners.baselines import PRESETS, make_planner, pd_tracking_action
-from planners.df_planner import DFPlanner, DFPlannerConfig, goal_reward, scheduling_matrix
+from planners.df_planner import DFPlanner, DFPlannerConfig, goal_reward, scheduling_matrix, softmin_goal_reward
 from tests.planners.tiny_models import FRAME_STACK, trained_model, untrained_model
 
 
@@ -87,6 +87,34 @@ def test_goal_guidance_moves_plans_towards_the_goal():
 def test_goal_reward_is_the_flexible_horizon_sum_over_frames():
     xy = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
     assert float(goal_reward(xy, torch.zeros(1, 2))) == pytest.approx(-5.0)
+
+
+def test_softmin_goal_reward_is_a_smooth_min_distance():
+    xy = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]]])  # distances 0, 5, 10 from the origin
+    goal = torch.zeros(1, 2)
+    exact = 2.0 * torch.log(torch.exp(torch.tensor([0.0, -2.5, -5.0])).sum())
+    torch.testing.assert_close(softmin_goal_reward(xy, goal, 2.0), exact.reshape(1))
+    assert float(softmin_goal_reward(xy + torch.tensor([1.0, 0.0]), goal, 1e-3)) == pytest.approx(-1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="goal_reward"):
+        DFPlannerConfig(goal_reward="final")
+    with pytest.raises(ValueError, match="goal_temperature"):
+        DFPlannerConfig(goal_temperature=0.0)
+
+
+def test_softmin_goal_reward_guides_the_planner_and_scores_its_plans():
+    obs = np.zeros((48, 4))
+    goal = np.tile([2.0, 0.0], (48, 1))
+
+    def distance(plan: Plan) -> float:
+        return float(np.linalg.norm(plan.observations[..., :2] - goal[:, None], axis=-1).min(axis=1).mean())
+
+    unguided = planner(guidance_scale=0.0, sampling_steps=10).plan(obs, goal)
+    guided = planner(guidance_scale=20.0, sampling_steps=10, goal_reward="softmin").plan(obs, goal)
+    assert distance(guided) < 0.5 * distance(unguided), (distance(guided), distance(unguided))
+    # The plan's reported reward is the configured one.
+    xy = torch.as_tensor(guided.observations[..., :2])
+    expected = softmin_goal_reward(xy, torch.as_tensor(goal), 0.5).numpy()
+    np.testing.assert_allclose(guided.diagnostics["goal_reward"], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_guidance_fn_unnormalises_and_handles_mcg_copies():
