@@ -57,10 +57,14 @@ class QosProfilesConfig:
 @dataclass(frozen=True)
 class SafetyConfig:
     enabled: bool = True
-    workspace_min: tuple[float, float, float] = (0.25, -0.45, 0.05)
+    # The demos' commanded targets stay in x 0.47..0.53, y -0.23..0.21, z 0.048..0.32 m; the floor sits 1.8 cm
+    # below their lowest grasp (fingertips still clear the table at z = 0).
+    workspace_min: tuple[float, float, float] = (0.25, -0.45, 0.03)
     workspace_max: tuple[float, float, float] = (0.75, 0.45, 0.70)
-    max_translation_per_step: float = 0.02  # metres per command
-    max_rotation_per_step: float = 0.10  # radians per command
+    # Per-command limits: 1.5x the largest 10 Hz step of the 150 scripted fruit-swap demos (0.0358 m, 0.0710 rad;
+    # scripts/measure_demo_motion.py, docs/ros2.md), rounded up: a policy moving like the demos is never clamped.
+    max_translation_per_step: float = 0.055  # metres per command
+    max_rotation_per_step: float = 0.11  # radians per command
     max_target_distance: float = 0.10  # reject a target further than this from the measured pose (m)
     max_target_angle: float = 0.50  # ... or rotated further than this from it (rad)
     max_command_rate_hz: float = 30.0

@@ -12,7 +12,8 @@ controller's target, and as the ROS 2 bridge does with ``delta_base: commanded``
 with a compliant, lagging arm, deltas from the measured pose would under-travel every step and demos would
 not replay. The target is then held for ``frame_skip`` control periods of the scene. So that it cannot wind
 up while the arm is blocked, the target is kept within ``max_target_lead`` metres of the measured pose.
-Defaults fit the scripted demos resampled at 10 Hz: ``pos_scale`` 7 cm per step (above their fastest motion, 6.8 cm),
+Defaults fit the scripted demos resampled at 10 Hz: ``pos_scale`` 7 cm per step (twice their fastest step, 3.6 cm:
+``scripts/measure_demo_motion.py``),
 ``rot_scale`` 0.2 rad.
 Observation: ``{"front": uint8 [H, W, 3], "wrist": uint8 [H, W, 3], "proprio": float32 [8], "corrupted": int8 [2]}``,
 proprio = end-effector position (3), orientation quaternion w, x, y, z (4), gripper width in metres (1).

@@ -294,6 +294,7 @@ def scenario_step_limits() -> dict[str, Any]:
         "events": probe.events,
         "rules": rules(probe.events),
         "measured": probe.pose.as_array().tolist(),
+        "limits": [CONFIG.safety.max_translation_per_step, CONFIG.safety.max_rotation_per_step],
     }
 
 

@@ -24,7 +24,7 @@ def test_overrides_use_dotted_keys():
 
 def test_flatten_gives_ros_parameter_names():
     flat = flatten(RobotConfig().to_dict())
-    assert flat["safety.workspace_min"] == (0.25, -0.45, 0.05)
+    assert flat["safety.workspace_min"] == (0.25, -0.45, 0.03)
     assert flat["topics.cameras.front"] == "camera/front/image_raw"
 
 

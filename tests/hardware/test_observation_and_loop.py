@@ -99,7 +99,8 @@ def tick(loop: ControlLoop, now: float, cache_time: float | None = None):
 
 
 def test_control_loop_reaches_and_chains_targets_from_the_last_command():
-    loop = ControlLoop(CONFIG, ReachTargetPolicy([0.6, 0.0, 0.4], gain=1.0))
+    config = dataclasses.replace(CONFIG, safety=dataclasses.replace(CONFIG.safety, max_translation_per_step=0.02))
+    loop = ControlLoop(config, ReachTargetPolicy([0.6, 0.0, 0.4], gain=1.0))
     loop.reset()
     try:
         first = tick(loop, 10.0)

@@ -92,11 +92,12 @@ def test_per_step_translation_and_rotation_limits(scenario):
     result = scenario("step_limits")
     assert {"clamp_translation", "clamp_rotation"} <= set(result["rules"])
     measured = result["measured"]
+    max_step, max_turn = result["limits"]
     for target in result["targets"][:-1]:
         # delta_base = measured, so each command is one step from the measured pose.
-        assert _distance(target, measured) <= 0.02 + 1e-6
-        assert _angle(target, measured) <= 0.10 + 1e-6
-    assert _distance(result["targets"][0], measured) == pytest.approx(0.02, abs=1e-6)
+        assert _distance(target, measured) <= max_step + 1e-6
+        assert _angle(target, measured) <= max_turn + 1e-6
+    assert _distance(result["targets"][0], measured) == pytest.approx(max_step, abs=1e-6)
 
 
 def test_nan_and_inf_actions_never_reach_the_robot(scenario):

@@ -38,16 +38,18 @@ def test_translation_step_is_clamped_keeping_its_direction(layer, caplog):
     with caplog.at_level(logging.WARNING, logger="hardware.safety"):
         decision = layer.filter(HOME, action(dx=0.3, dy=0.4), HOME, now=1.0)
     step = decision.target.position - HOME.position
-    assert np.linalg.norm(step) == pytest.approx(0.02)
+    assert np.linalg.norm(step) == pytest.approx(SafetyConfig().max_translation_per_step)
     assert step[:2] / np.linalg.norm(step) == pytest.approx([0.6, 0.8])
     assert [e.rule for e in decision.events] == ["clamp_translation"]
-    assert "clamp_translation" in caplog.text and "0.5000 m clamped to 0.02 m" in caplog.text
+    limit = SafetyConfig().max_translation_per_step
+    assert "clamp_translation" in caplog.text and f"0.5000 m clamped to {limit} m" in caplog.text
 
 
 def test_rotation_step_is_clamped(layer, caplog):
     with caplog.at_level(logging.WARNING, logger="hardware.safety"):
         decision = layer.filter(HOME, action(droll=0.6, dpitch=0.8), HOME, now=1.0)
-    assert rotation_angle_between(decision.target.quaternion, HOME.quaternion) == pytest.approx(0.10, abs=1e-6)
+    limit = SafetyConfig().max_rotation_per_step
+    assert rotation_angle_between(decision.target.quaternion, HOME.quaternion) == pytest.approx(limit, abs=1e-6)
     assert [e.rule for e in decision.events] == ["clamp_rotation"]
     assert "clamp_rotation" in caplog.text
 
@@ -65,7 +67,7 @@ def test_workspace_box_clips_the_target(caplog):
 def test_workspace_box_also_pulls_a_target_back_from_below(layer):
     low = Pose.of([0.5, 0.0, 0.0], DOWN)  # measured pose outside the box (e.g. pushed there by hand)
     decision = layer.filter(low, action(), low, now=1.0)
-    assert decision.target.position[2] == pytest.approx(0.05)
+    assert decision.target.position[2] == pytest.approx(SafetyConfig().workspace_min[2])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -154,3 +156,41 @@ def test_disabled_layer_still_guards_nan_but_not_limits():
 def test_gripper_command_is_clipped_to_unit_range(layer):
     assert layer.filter(HOME, action(gripper=3.0), HOME, now=1.0).gripper == 1.0
     assert layer.filter(HOME, action(gripper=-1.0), HOME, now=2.0).gripper == 0.0
+
+
+def test_default_limits_pass_demo_motion_unclamped_and_still_clamp_a_larger_step(tmp_path):
+    """Three scripted fruit-swap demos, recorded and imported as for training (scripts/measure_demo_motion.py),
+    replayed through the default safety layer at 10 Hz as the bridge would (delta_base commanded, the measured
+    pose from the demo): not one rule fires, and each command lands on the demo's next target. A step 1.5 times
+    the limit is still clamped."""
+    pytest.importorskip("rosbags")
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "measure_demo_motion.py"
+    spec = importlib.util.spec_from_file_location("measure_demo_motion", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    demo_episodes = module.demo_episodes
+
+    config = SafetyConfig()
+    layer = SafetyLayer(config)
+    ticks = 0
+    largest = 0.0
+    for episode, steps in demo_episodes([0, 1, 2], tmp_path):
+        target, measured = episode["target_pose"].astype(np.float64), episode["ee_pose"].astype(np.float64)
+        for t in range(len(steps) - 1):
+            base = Pose.of(target[t, :3], target[t, 3:])
+            decision = layer.filter(base, steps[t], Pose.of(measured[t, :3], measured[t, 3:]), now=ticks * 0.1)
+            assert decision.events == [], (t, decision.events)
+            assert decision.target.position == pytest.approx(target[t + 1, :3], abs=1e-5)
+            largest = max(largest, float(np.linalg.norm(steps[t, :3])))
+            ticks += 1
+    assert ticks > 600 and sum(layer.counts.values()) == 0
+    assert 0.02 < largest < config.max_translation_per_step  # faster than the old 2 cm limit allowed
+    bigger = action(dx=1.5 * config.max_translation_per_step)
+    decision = layer.filter(HOME, bigger, HOME, now=ticks * 0.1 + 1.0)
+    assert [e.rule for e in decision.events] == ["clamp_translation"]
+    assert decision.target.position[0] - HOME.position[0] == pytest.approx(config.max_translation_per_step)
+    turn = layer.filter(HOME, action(dyaw=1.5 * config.max_rotation_per_step), HOME, now=ticks * 0.1 + 2.0)
+    assert [e.rule for e in turn.events] == ["clamp_rotation"]
