@@ -4,7 +4,7 @@
 
 | extra         | packages                             | needed by                                           |
 |---------------|--------------------------------------|-----------------------------------------------------|
-| `video`       | opencv-python-headless, imageio      | `eval maze2d --video`, `data video-maze`, `eval video` |
+| `video`       | opencv-python-headless, imageio, av  | `--video` (av: H.264 MP4), `data video-maze`, `eval video` |
 | `teleop`      | rosbags, opencv-python-headless      | `data teleop-demos`, `data import-bags`              |
 | `maze2d-data` | h5py (Minari's HDF5 storage)         | `data maze2d`, `train maze2d`                        |
 | `ros2`        | rclpy, ROS messages, rosbags, opencv | `deploy ros2`, `sim franka`                          |
@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 
 # import name -> the distribution pip installs it from
-DISTRIBUTIONS = {"cv2": "opencv-python-headless", "imageio": "imageio", "h5py": "h5py", "rosbags": "rosbags",
-                 "rclpy": "ros-jazzy-rclpy"}
+DISTRIBUTIONS = {"cv2": "opencv-python-headless", "imageio": "imageio", "av": "av", "h5py": "h5py",
+                 "rosbags": "rosbags", "rclpy": "ros-jazzy-rclpy"}
 
 
 class MissingDependencyError(RuntimeError):

@@ -512,7 +512,8 @@ def evaluate(
     if plan_figure is not None:
         plot_plans(result, plan_figure)
     if video is not None:
-        write_video(video.frames, video_path, fps=30)
+        written = write_video(video.frames, video_path, fps=30)
+        log.info("video of the first episode written to %s", written)
     return result
 
 
@@ -634,23 +635,10 @@ def plot_plans(result: EvaluationResult, path: str | os.PathLike, every: int = 1
 
 
 def write_video(frames: list[np.ndarray], path: str | os.PathLike, fps: int = 30, every: int = 2) -> Path:
-    """MP4 (mp4v codec, through OpenCV) of rendered RGB frames, keeping every `every`-th frame."""
-    from df_agent.optional import require
-
-    require("cv2", extra="video")
-    import cv2
+    """H.264 MP4 (`df_agent.media`, browser-playable) of rendered RGB frames, keeping every `every`-th frame;
+    returns the path written (a GIF beside `path`, with a warning, where no H.264 encoder is installed)."""
+    from df_agent.media import write_video as write_h264
 
     if not frames:
         raise ValueError("write_video got no frames")
-    path = Path(path)
-    height, width = frames[0].shape[:2]
-    with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV could not open a video writer for {path}")
-        try:
-            for frame in frames[::every]:
-                writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-    return path
+    return write_h264(frames, path, fps=fps, every=every)

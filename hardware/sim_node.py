@@ -45,7 +45,7 @@ class SimulatedArm(Protocol):
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]: ...
     def joint_positions(self) -> np.ndarray: ...
     def joint_velocities(self) -> np.ndarray: ...
-    def render(self, camera: str) -> np.ndarray: ...
+    def render(self, camera: str, size: int | None = None) -> np.ndarray: ...
 
 
 def make_backend(config: RobotConfig) -> SimulatedArm:
@@ -65,7 +65,12 @@ class SimFrankaNode(Node):
         bag_path: str | Path | None = None,
         bag_storage: str = "sqlite3",
         node_name: str = SIM_NODE_NAME,
+        video: Any = None,
+        video_fps: float = 10.0,
+        video_size: int = 240,
     ) -> None:
+        """video: a `df_agent.media.VideoWriter` to record the front | wrist cameras into, `video_fps` frames a
+        second of `video_size` pixels per camera (rendered in the simulation's thread: it costs sim time)."""
         super().__init__(node_name)
         self.config = config
         self.backend = backend
@@ -105,6 +110,9 @@ class SimFrankaNode(Node):
         }
         self.create_timer(backend.dt, self._on_physics, callback_group=group)
         self.create_timer(1.0 / config.sim.camera_rate_hz, self._on_camera, callback_group=group)
+        self.video, self.video_size = video, int(video_size)
+        if video is not None:
+            self.create_timer(1.0 / video_fps, self._on_video_frame, callback_group=group)
         position, _ = backend.ee_pose()
         self.get_logger().info(
             f"simulated Franka ready: ee at {np.round(position, 3).tolist()}, physics {1 / backend.dt:.0f} Hz, "
@@ -169,6 +177,12 @@ class SimFrankaNode(Node):
             publisher.publish(image)
             self._record(self._bag_topics[f"camera/{name}"], image, stamp_ns)
 
+    def _on_video_frame(self) -> None:
+        frames = [self.backend.render(name, size=self.video_size) for name in ("front", "wrist")]
+        self.video.append(np.concatenate(frames, axis=1))
+
     def close(self) -> None:
         if self.recorder is not None:
             self.recorder.close()
+        if self.video is not None and self.video.frames_written:
+            self.video.close()

@@ -48,23 +48,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead of rollouts: next-chunk prediction error on the checkpoint's validation "
                              "episodes of this replay buffer, with and without memory")
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
+    parser.add_argument("--video", type=Path, default=None, metavar="PATH",
+                        help="H.264 MP4 of the first episode (front | wrist camera, 10 fps; a GIF beside PATH "
+                             "where no H.264 encoder is installed)")
+    parser.add_argument("--video-size", type=int, default=240, help="pixels per camera in --video (8-480)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from envs.franka_swap.evaluation import FrankaSwapRunner, summarize
+    from envs.franka_swap.evaluation import FrankaSwapRunner, VideoRecorder, summarize
     from policies.loading import load_policy
 
     if args.episodes < 1 or args.num_envs < 1 or args.max_steps < 1:
         raise ValueError("--episodes, --num-envs and --max-steps must be >= 1")
+    if not 8 <= args.video_size <= 480:
+        raise ValueError(f"--video-size must be in 8..480, got {args.video_size}")
     if args.offline_data is not None:
         return _run_offline(args)
     policy = load_policy(args.checkpoint, kind="df_imitation", memory=not args.memoryless,
                          flag_corrupted=args.flag_noisy, schedule=args.schedule, horizon_tokens=args.horizon_tokens,
                          sampling_steps=args.sampling_steps, seed=args.seed, corrupted_level=args.corrupted_level)
     started = time.monotonic()
+    video = VideoRecorder(args.video, size=args.video_size) if args.video is not None else None
     runner = FrankaSwapRunner(corruption=args.corruption, num_envs=args.num_envs, max_steps=args.max_steps,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, recorders=(video,) if video else ())
     records = runner.run(policy, args.episodes, args.seed)
     elapsed = time.monotonic() - started
     result: dict[str, Any] = {
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_seconds": round(elapsed, 1),
         "torch_threads": __import__("torch").get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "video": str(video.path) if video is not None else None,
         "per_episode": records,
     }
     write_json_atomic(args.out, with_provenance(result, command_of(args)))
@@ -87,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
           f"flag_noisy={args.flag_noisy} memoryless={args.memoryless}  "
           f"mean stages {result['mean_stages_completed']:.2f}"
           f"  lifted {result['lifted_a_fruit_rate']:.2f}  {elapsed:.0f} s  -> {args.out}")
+    if video is not None:
+        print(f"video of episode 0 (seed {args.seed}) written to {video.path}")
     return 0
 
 

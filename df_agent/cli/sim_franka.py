@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3",
                         help="rosbag2 storage of --bag")
     parser.add_argument("--report", type=Path, default=None, help="write final ee pose and step counts as JSON")
+    parser.add_argument("--video", type=Path, default=None, metavar="PATH",
+                        help="H.264 MP4 of the session (front | wrist camera; a GIF beside PATH where no H.264 "
+                             "encoder is installed)")
+    parser.add_argument("--video-fps", type=float, default=10.0, help="frames per second of --video")
+    parser.add_argument("--video-size", type=int, default=240, help="pixels per camera in --video (8-480)")
     parser.add_argument(
         "--ros-args",
         nargs=argparse.REMAINDER,
@@ -38,12 +43,20 @@ def run(args: argparse.Namespace) -> int:
     from hardware.sim_node import SimFrankaNode, make_backend
     from hardware.spin import spin_until_stopped
 
+    if args.video is not None and (args.video_fps <= 0 or not 8 <= args.video_size <= 480):
+        raise ValueError("--video-fps must be > 0 and --video-size in 8..480")
     config = load_config(args.config)
     backend = make_backend(config)
+    video = None
+    if args.video is not None:
+        from df_agent.media import VideoWriter
+
+        video = VideoWriter(args.video, fps=args.video_fps)
     ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        node = SimFrankaNode(config, backend, seed=args.seed, bag_path=args.bag, bag_storage=args.bag_storage)
+        node = SimFrankaNode(config, backend, seed=args.seed, bag_path=args.bag, bag_storage=args.bag_storage,
+                             video=video, video_fps=args.video_fps, video_size=args.video_size)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         why = spin_until_stopped(executor, args.duration)
@@ -58,9 +71,13 @@ def run(args: argparse.Namespace) -> int:
             "final_ee_quaternion": [float(v) for v in quaternion],
             "bag": str(args.bag) if args.bag else None,
             "bag_messages": dict(node.recorder.counts) if node.recorder else {},
+            "video": str(video.path) if video is not None and video.frames_written else None,
+            "video_frames": video.frames_written if video is not None else 0,
         }
         node.destroy_node()
     finally:
+        if video is not None:
+            video.abort()  # only if an error left it open
         if hasattr(backend, "close"):
             backend.close()
         rclpy.try_shutdown()

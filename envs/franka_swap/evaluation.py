@@ -12,6 +12,7 @@ seed)` per batch, `act({key: [B, ...]}) -> [B, 7]` per step; an env that finishe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,46 @@ class FrankaSwapRunner:
         return [{"seed": seeds[i], "success": success[i], "steps": steps[i], "initial_layout": layouts[i],
                  "final_layout": env.current_layout(), "stages_completed": 3 if success[i] else stages[i],
                  "lifted_a_fruit": lifted[i], "corrupted_frames": corrupted[i]} for i, env in enumerate(active)]
+
+
+class VideoRecorder(Recorder):
+    """The first episode as an H.264 MP4 (`df_agent.media`): the front and wrist cameras side by side, rendered
+    at `size` pixels (the policy sees 32), one frame per env step (10 fps, real time)."""
+
+    def __init__(self, path: str | Path, size: int = 240, cameras: tuple[str, ...] = ("front", "wrist")) -> None:
+        self.requested, self.size, self.cameras = Path(path), int(size), tuple(cameras)
+        self.path: Path | None = None  # the file written (a GIF without an H.264 encoder)
+        self._writer: Any = None
+        self._env: Any = None
+        self._last_time: float | None = None
+
+    def start_batch(self, first_episode: int, envs: Any, observations: Any) -> None:
+        if first_episode != 0:
+            return
+        from df_agent.media import VideoWriter
+
+        self._env = envs[0]
+        self._writer = VideoWriter(self.requested, fps=1.0 / self._env.dt)
+        self._frame()
+
+    def after_step(self, step: int, envs: Any, observations: Any) -> None:
+        if self._writer is not None and self._env.scene.time != self._last_time:  # a finished env is not stepped
+            self._frame()
+
+    def end_batch(self) -> None:
+        if self._writer is not None:
+            self.path = self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        if self._writer is not None:  # an error ended the batch
+            self._writer.abort()
+            self._writer = None
+
+    def _frame(self) -> None:
+        scene = self._env.scene
+        self._last_time = scene.time
+        self._writer.append(np.concatenate([scene.render(camera, size=self.size) for camera in self.cameras], axis=1))
 
 
 def evaluate(policy: Any, episodes: int, seed: int, corruption: str, num_envs: int, max_steps: int,

@@ -26,6 +26,7 @@ import pathlib
 import re
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -253,7 +254,7 @@ class FrankaScene:
         self._fruit_qpos = {f: m.jnt_qposadr[m.joint(f"{f}_joint").id] for f in FRUIT_NAMES}
         self._fruit_dof = {f: m.jnt_dofadr[m.joint(f"{f}_joint").id] for f in FRUIT_NAMES}
         self._lock = threading.RLock()
-        self._renderer = None
+        self._renderers: dict[int, Any] = {}  # one per image size
         self._scene_option = mujoco.MjvOption()
         self._scene_option.sitegroup[:] = 0  # sites are markers for code, not things a camera sees
         self._jac_pos = np.zeros((3, m.nv))
@@ -422,22 +423,28 @@ class FrankaScene:
         return None
 
     @_locked
-    def render(self, camera: str) -> np.ndarray:
-        """RGB image ``uint8 [image_size, image_size, 3]`` from camera ``"front"`` or ``"wrist"``."""
+    def render(self, camera: str, size: int | None = None) -> np.ndarray:
+        """RGB image ``uint8 [size, size, 3]`` from camera ``"front"`` or ``"wrist"``; ``size`` defaults to
+        ``image_size`` (what a policy sees); a larger one (up to 480) is for videos."""
         if camera not in ("front", "wrist"):
             raise ValueError(f"unknown camera {camera!r}; cameras are 'front', 'wrist'")
-        if self._renderer is None:
-            self._renderer = self._mj.Renderer(self.model, self.image_size, self.image_size)
-        self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        image = self._renderer.render().copy()
+        size = self.image_size if size is None else int(size)
+        if not 8 <= size <= 480:
+            raise ValueError(f"render size must be in 8..480 (the scene's offscreen buffer), got {size}")
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            renderer = self._renderers[size] = self._mj.Renderer(self.model, size, size)
+        renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+        image = renderer.render().copy()
         _release_egl_context()
         return image
 
     @_locked
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        if self._renderers:
+            for renderer in self._renderers.values():
+                renderer.close()
+            self._renderers = {}
             _release_egl_context()
 
     def __del__(self) -> None:  # renderer holds a GL context

@@ -103,6 +103,21 @@ def test_deploy_cli_under_an_external_lifecycle_manager_with_ros_parameters(netn
     assert summary["loop"]["ticks"] > 0 and summary["safety"]["stale_state"] == 1
 
 
+def test_sim_franka_records_an_h264_video_of_the_session(netns_run, tmp_path):
+    pytest.importorskip("av")
+    from df_agent.media import probe_video
+
+    video, report = tmp_path / "session.mp4", tmp_path / "sim.json"
+    proc = netns_run([sys.executable, "-m", "df_agent.cli.main", "sim", "franka", "--duration", "3", "--video",
+                      str(video), "--video-size", "64", "--report", str(report)], timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    summary = json.loads(report.read_text())
+    assert summary["video"] == str(video) and summary["video_frames"] >= 10
+    info = probe_video(video)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["fps"] == 10.0
+    assert (info["width"], info["height"]) == (128, 64) and info["frames_decoded"] == summary["video_frames"]
+
+
 def test_ros_namespace_remap_moves_every_topic_and_the_events_stay_private(netns_run, tmp_path):
     """`--ros-args -r __ns:=/arm` puts the bridge's subscriptions, commands and ~/safety_events under /arm;
     a probe robot in /arm (real DDS, another process) drives it and receives them there, nothing in /."""

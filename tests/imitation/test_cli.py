@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from imitation_helpers import write_buffer
 
 from df_agent.cli.main import main
@@ -84,3 +85,26 @@ def test_swap_stage_counting():
     assert _stages_done(initial, {"apple": "A", "orange": "C"}) == 2
     # the same intermediate layout from the other start is not progress: memory decides the next move
     assert _stages_done({"apple": "A", "orange": "B"}, {"apple": "B", "orange": "C"}) == 0
+
+
+def test_eval_teleop_writes_an_h264_video_of_the_first_episode(tmp_path):
+    import pytest
+
+    pytest.importorskip("av")
+    from imitation_helpers import fitted_model, tiny_config
+
+    from df_agent.checkpoint import save_checkpoint
+    from df_agent.media import probe_video, read_video
+
+    checkpoint = save_checkpoint(tmp_path / "ckpt", fitted_model(tiny_config()))
+    video, out = tmp_path / "episode.mp4", tmp_path / "results.json"
+    assert main(["eval", "teleop", "--checkpoint", str(checkpoint), "--episodes", "2", "--num-envs", "2",
+                 "--max-steps", "6", "--sampling-steps", "2", "--out", str(out), "--no-progress",
+                 "--video", str(video), "--video-size", "64"]) == 0
+    assert json.loads(out.read_text())["video"] == str(video)
+    info = probe_video(video)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["fps"] == 10.0
+    assert (info["width"], info["height"]) == (128, 64)  # front | wrist
+    assert info["frames_decoded"] == 7  # the reset and 6 steps of episode 0
+    frames = read_video(video)
+    assert frames.std() > 5 and np.abs(frames[-1].astype(float) - frames[0]).mean() > 0.1  # a scene, moving
