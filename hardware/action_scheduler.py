@@ -59,6 +59,8 @@ class ScheduledStep:
 
     tick: int
     action: np.ndarray | None  # the action meant for this tick, None when there is none
+    chunk: Chunk | None = None  # the chunk it comes from, and its index there (chunk.actions[index] is action)
+    index: int = 0
     hold: bool = False  # the policy failed or stalled: command a hold this tick
     events: list[tuple[str, str]] = field(default_factory=list)  # (rule, message): policy_error, policy_stall
     chunk_latency_s: float | None = None  # a chunk arrived at this tick (its sampling time)
@@ -173,7 +175,7 @@ class ActionScheduler:
         self._reset_state()
 
     def _reset_state(self) -> None:
-        self._plan: dict[int, np.ndarray] = {}
+        self._plan: dict[int, tuple[Chunk, int]] = {}  # tick -> (chunk, index of the action meant for it)
         self._in_flight: tuple[int, float] | None = None  # (observation tick, perf_counter at request)
         self._stall_reported = False
         self._last_tick: int | None = None
@@ -255,8 +257,11 @@ class ActionScheduler:
                                       f"(timeout {self.stall_timeout_s} s): holding"))
         for old in [t for t in self._plan if t < tick]:
             del self._plan[old]  # meant for a tick that has passed: never executed late
-        action = self._plan.pop(tick, None)
-        result.action = action
+        entry = self._plan.pop(tick, None)
+        action = None
+        if entry is not None:
+            result.chunk, result.index = entry
+            action = result.action = np.asarray(entry[0].actions[entry[1]], dtype=np.float64)
         if action is None and not self._paused:
             self.counts["starved_ticks"] += 1
         if not self._paused and self._in_flight is None and self._should_request(tick):
@@ -305,7 +310,7 @@ class ActionScheduler:
             self.latencies.append(chunk.latency_s)
             self._recent = [*self._recent[-(LATENCY_WINDOW - 1):], chunk.latency_s]
             late = max(0, tick - chunk.start_tick)
-            kept = chunk.actions[late:]
+            kept = range(late, len(chunk.actions))
             result.chunk_latency_s = chunk.latency_s
             result.trimmed = min(late, len(chunk.actions))
             if late:
@@ -317,8 +322,8 @@ class ActionScheduler:
             first = chunk.start_tick + late
             for t in [t for t in self._plan if t >= first]:
                 del self._plan[t]  # the newer chunk supersedes the rest of the older one
-            for i, action in enumerate(kept):
-                self._plan[first + i] = np.asarray(action, dtype=np.float64)
+            for i, index in enumerate(kept):
+                self._plan[first + i] = (chunk, index)
 
     def summary(self) -> dict[str, Any]:
         latencies = np.asarray(self.latencies)

@@ -4,6 +4,14 @@ The lifecycle node calls `ControlLoop.tick` from its timer and publishes what co
 here makes it testable with plain numpy and lets the node stay a thin adapter. The policy itself runs in the
 `ActionScheduler`'s worker thread: a tick only takes the action its chunk planned for this tick (if any), so
 the tick rate holds whatever the policy's latency.
+
+A chunk is a path of deltas that starts where the arm was commanded to be at its observation tick (the
+commanded base then, or the measured pose with `delta_base: measured`). The loop turns it into absolute
+targets from that anchor, and each tick commands the step from its current base to the target planned for
+this tick. On time, that is exactly the policy's delta. For a late chunk whose stale leading actions were dropped,
+the later actions still lead to where the plan says the arm should be now, instead of starting the plan over
+from the current pose, which would leave out the motion of the dropped actions. The per-step limit bounds any
+catch-up.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from hardware.action_scheduler import ActionScheduler, TickClock
 from hardware.config import RobotConfig
 from hardware.observation import Snapshot, build_policy_observation
 from hardware.safety import Pose, SafetyDecision, SafetyEvent, SafetyLayer
+from hardware.transforms import apply_delta, quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
+
+ANCHOR_TICKS = 2000  # anchors kept (ticks); a chunk observed earlier than this is long stale anyway
 
 
 @dataclass
@@ -41,6 +52,8 @@ class ControlLoop:
         self.base: Pose | None = None  # what the next delta is added to
         self.last_target: Pose | None = None
         self._policy_holding = False
+        self._anchors: dict[int, Pose] = {}  # tick -> where a chunk observed at that tick starts
+        self._path: tuple[Any, list[Pose]] | None = None  # (chunk, its absolute targets), the one executing
 
     def reset(self) -> None:
         self.scheduler.reset()
@@ -49,6 +62,8 @@ class ControlLoop:
         self.base = None
         self.last_target = None
         self._policy_holding = False
+        self._anchors = {}
+        self._path = None
 
     def close(self) -> None:
         self.scheduler.close()
@@ -77,6 +92,16 @@ class ControlLoop:
 
         step = self.scheduler.step(tick, observe)
         result = TickResult(SafetyDecision(None, None), tick, levels, step.chunk_latency_s, step.trimmed)
+        try:
+            self._decide(step, measured, snapshot.time, result)
+        finally:
+            # A chunk observed now starts from where this tick leaves the arm commanded.
+            measured_base = self.config.bridge.delta_base == "measured" or self.base is None
+            self._anchors[tick] = measured if measured_base else self.base
+            self._anchors.pop(tick - ANCHOR_TICKS, None)
+        return result
+
+    def _decide(self, step: Any, measured: Pose, now: float, result: TickResult) -> None:
         if step.events:
             events: list[SafetyEvent] = []
             for rule, message in step.events:
@@ -89,26 +114,47 @@ class ControlLoop:
                                              events=events)
             if entering:
                 self.last_target = measured
-            return result
+            return
         if step.action is None:
-            return result  # no action meant for this tick: command nothing, the controller keeps its target
+            return  # no action meant for this tick: command nothing, the controller keeps its target
         self._policy_holding = False
         result.acted = True
-        action = np.array(step.action, dtype=np.float64)
-        if action.shape == (7,):
-            position_scale, rotation_scale = self.config.bridge.action_scale
-            action[:3] *= position_scale
-            action[3:6] *= rotation_scale
         if self.base is None or self.config.bridge.delta_base == "measured":
             self.base = measured
-        decision = self.safety.filter(self.base, action, measured, snapshot.time)
+        action = np.array(step.action, dtype=np.float64)
+        target = self._planned_target(step, measured)
+        if target is not None:  # the step from the current base to where the plan puts the arm at this tick
+            rotation = quaternion_to_rotvec(quaternion_multiply(target.quaternion,
+                                                                quaternion_conjugate(self.base.quaternion)))
+            action[:3], action[3:6] = target.position - self.base.position, rotation
+        decision = self.safety.filter(self.base, action, measured, now)
         if decision.target is not None:
             self.base = decision.target
             self.last_target = decision.target
         elif decision.rebase:
             self.base = None
         result.decision = decision
-        return result
+
+    def _planned_target(self, step: Any, measured: Pose) -> Pose | None:
+        """The absolute target of `step`'s action on its chunk's path; None for an action that is not a finite
+        (dx, dy, dz, droll, dpitch, dyaw, gripper) delta (the safety layer rejects it as it is)."""
+        chunk = step.chunk
+        if chunk is None or chunk.actions.shape[-1] != 7:
+            return None
+        if self._path is None or self._path[0] is not chunk:
+            anchor = self._anchors.get(chunk.observation_tick, measured)
+            position_scale, rotation_scale = self.config.bridge.action_scale
+            path: list[Pose | None] = []
+            position, quaternion = anchor.position, anchor.quaternion
+            for delta in np.asarray(chunk.actions, dtype=np.float64):
+                if not np.all(np.isfinite(delta[:6])):
+                    path.append(None)  # rejected as it is; the path goes on without it
+                    continue
+                position, quaternion = apply_delta(position, quaternion, delta[:3] * position_scale,
+                                                   delta[3:6] * rotation_scale)
+                path.append(Pose(position, quaternion))
+            self._path = (chunk, path)
+        return self._path[1][step.index]
 
     def hold(self, snapshot: Snapshot, reason: str) -> SafetyDecision:
         self.scheduler.pause()

@@ -46,12 +46,12 @@ def demo_episodes(seeds: list[int], workdir: pathlib.Path) -> Iterator[tuple[dic
 
     `steps` [T, 7] are the replay buffer's actions in metres and radians (x `pos_scale`, `rot_scale`): the
     delta of the commanded target per tick, what the bridge receives with `bridge.action_scale` applied."""
+    import data
     from data.rosbag_import import BagReport, ImportConfig, derive_actions, read_bag, resample_bag
-    from df_agent.cli.data_import_bags import DEFAULT_CONFIG
     from envs.franka_swap.env import FrankaFruitSwapEnv
     from envs.franka_swap.teleop import record_demonstration
 
-    config = ImportConfig.from_yaml(DEFAULT_CONFIG)
+    config = ImportConfig.from_yaml(pathlib.Path(data.__file__).parent / "topics_example.yaml")  # import-bags' default
     env = FrankaFruitSwapEnv(image_size=8)
     try:
         for seed in seeds:

@@ -197,3 +197,30 @@ def test_hold_uses_the_measured_pose_when_fresh_else_the_last_target():
         assert stale.target.position == pytest.approx(loop.last_target.position)
     finally:
         loop.close()
+
+
+def test_a_late_chunk_resumes_on_its_planned_path_not_from_scratch():
+    """A chunk of ten 1 cm steps in +x, observed at tick 0 and first used at tick 4 (3 ticks late, actions 0-2
+    dropped): tick 4 commands where the plan puts the arm at tick 4 (4 cm from the anchor), not 1 cm."""
+
+    class LateSteps:
+        def reset(self, num_envs=None, **kwargs):
+            pass
+
+        def sample_chunk(self, observation, noise_level=0):
+            time.sleep(0.05)
+            chunk = np.zeros((1, 10, 7))
+            chunk[0, :, 0] = 0.01
+            chunk[0, :, 6] = 1.0
+            return chunk
+
+    loop = ControlLoop(CONFIG, LateSteps())
+    loop.reset()
+    try:
+        tick(loop, 10.0)
+        late = tick(loop, 10.4)
+        assert late.trimmed == 3 and late.decision.events == []
+        assert late.decision.target.position == pytest.approx([0.54, 0, 0.4])
+        assert tick(loop, 10.5).decision.target.position == pytest.approx([0.55, 0, 0.4])
+    finally:
+        loop.close()
