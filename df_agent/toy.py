@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -69,6 +71,14 @@ class SinusoidTask:
         _, _, coefficients = self._fit(tokens)
         return (coefficients[:, 1] + coefficients[:, 2] - context[:, 0].double()).abs()
 
+    def scores(self, tokens: Tensor, context: Tensor) -> dict[str, float]:
+        """The three errors above, averaged over the sequences."""
+        return {
+            "residual": float(self.sinusoid_residual(tokens).mean()),
+            "amplitude": float(self.amplitude_error(tokens).mean()),
+            "context": float(self.context_error(tokens, context).mean()),
+        }
+
 
 @torch.no_grad()
 def sample_sequences(model: DFModel, context: Tensor, num_tokens: int, steps: int = 20,
@@ -84,3 +94,58 @@ def sample_sequences(model: DFModel, context: Tensor, num_tokens: int, steps: in
 def fit_normalizers(model: DFModel, data: dict[str, Tensor]) -> None:
     model.token_normalizer.fit(data["tokens"])
     model.context_normalizer.fit(data["context"])
+
+
+@dataclass(frozen=True)
+class ToyRunConfig:
+    """One `train_and_score` run (the flags of `df-agent train toy`)."""
+
+    out: Path = Path("runs/toy")  # run directory: checkpoints, metrics, final/
+    steps: int = 400
+    batch_size: int = 64
+    backbone: str = "fast"
+    width: int = 64  # latent and hidden width
+    lr: float = 2e-3
+    seed: int = 0  # of data, initialisation and sampling
+    samples: int = 256  # sequences sampled for the score
+    device: str = "auto"
+
+
+def train_and_score(config: ToyRunConfig) -> dict[str, Any]:
+    """Train a DF model on the sinusoid task, then score samples of the trained model, of an untrained twin and
+    the data itself: {"checkpoint": final checkpoint, "steps", "scores": {trained | untrained | data: scores}}."""
+    from df_agent.checkpoint import load_checkpoint
+    from df_agent.training import TensorBatchSource, TrainConfig, train
+
+    task = SinusoidTask()
+    data = task.generate(20_000, torch.Generator().manual_seed(config.seed))
+    torch.manual_seed(config.seed)
+    model = DFModel(task.model_config(config.backbone, config.width))
+    fit_normalizers(model, data)
+    untrained = DFModel(task.model_config(config.backbone, config.width))
+    fit_normalizers(untrained, data)
+
+    train_config = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                               warmup_steps=min(50, config.steps), ema_decay=0.99, seed=config.seed,
+                               device=config.device, log_every=max(1, config.steps // 10), checkpoint_every=0)
+    result = train(model, TensorBatchSource(data), train_config, config.out,
+                   metadata={"task": "sinusoid", "frame_stack": task.frame_stack})
+    trained = load_checkpoint(result.final_checkpoint)
+
+    evaluation = task.generate(config.samples, torch.Generator().manual_seed(config.seed + 1))
+    context = evaluation["context"]
+    scores = {}
+    for name, candidate in (("trained", trained), ("untrained", untrained)):
+        samples = sample_sequences(candidate, context, task.num_tokens,
+                                   generator=torch.Generator().manual_seed(config.seed + 2))
+        scores[name] = task.scores(samples, context)
+    scores["data"] = task.scores(evaluation["tokens"], context)
+    return {"checkpoint": str(result.final_checkpoint), "steps": config.steps, "scores": scores}
+
+
+def score_table(scores: dict[str, dict[str, float]]) -> str:
+    """`train_and_score`'s scores as a text table, one row per scored source."""
+    lines = [f"{'':10s} {'residual':>9s} {'amplitude':>9s} {'context':>9s}   (errors, lower is better)"]
+    for name, row in scores.items():
+        lines.append(f"{name:10s} {row['residual']:9.4f} {row['amplitude']:9.4f} {row['context']:9.4f}")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import torch
 from df_agent.checkpoint import load_checkpoint
 from df_agent.cli.main import main
 from df_agent.model import DFModel
-from df_agent.toy import SinusoidTask, fit_normalizers, sample_sequences
+from df_agent.toy import SinusoidTask, ToyRunConfig, fit_normalizers, sample_sequences, score_table, train_and_score
 from df_agent.training import TensorBatchSource, TrainConfig, train
 
 
@@ -58,3 +58,23 @@ def test_train_toy_cli_writes_results(tmp_path, capsys):
     assert set(report["scores"]) == {"trained", "untrained", "data"}
     assert (tmp_path / "toy" / "final" / "model.safetensors").exists()
     assert "residual" in capsys.readouterr().out
+
+
+def test_the_task_scores_its_own_data_near_the_noise_level():
+    task = SinusoidTask()
+    data = task.generate(512, torch.Generator().manual_seed(0))
+    scores = task.scores(data["tokens"], data["context"])
+    assert set(scores) == {"residual", "amplitude", "context"}
+    assert scores["residual"] < 0.03 and scores["amplitude"] < 0.02 and scores["context"] < 0.05, scores
+    flat = task.scores(torch.zeros_like(data["tokens"]), data["context"])
+    assert flat["amplitude"] > 0.9  # a flat line is a smooth curve of amplitude 0, not 1
+
+
+def test_train_and_score_reports_every_source_and_the_checkpoint(tmp_path):
+    torch.set_num_threads(1)
+    report = train_and_score(ToyRunConfig(out=tmp_path / "toy", steps=5, samples=8, device="cpu", width=16))
+    assert report["steps"] == 5 and set(report["scores"]) == {"trained", "untrained", "data"}
+    assert (tmp_path / "toy" / "final" / "model.safetensors").exists()
+    assert report["checkpoint"] == str(tmp_path / "toy" / "final")
+    table = score_table(report["scores"]).splitlines()
+    assert "residual" in table[0] and [line.split()[0] for line in table[1:]] == ["trained", "untrained", "data"]
