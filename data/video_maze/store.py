@@ -99,6 +99,15 @@ class VideoEpisodes:
     def episode_ends(self) -> np.ndarray:
         return self.buffer.episode_ends
 
+    def split(self, test_episodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """(training, held-out test) episode indices: the test episodes are the last `test_episodes`."""
+        count = self.num_episodes
+        if not 0 <= test_episodes < count:
+            raise ValueError(f"test_episodes must be in 0..{count - 1} for a store of {count} episodes, "
+                             f"got {test_episodes}")
+        indices = np.arange(count)
+        return indices[: count - test_episodes], indices[count - test_episodes :]
+
     def lengths(self) -> np.ndarray:
         return self.buffer.episode_lengths
 

@@ -1,7 +1,7 @@
 """Training windows of video episodes for `df_agent.training.train` (a `BatchSource`).
 
-Episodes are split by index into training and held-out test episodes (the last `test_episodes` of the store),
-so evaluation always conditions on mazes the model has never seen.
+Episodes are split by index into training and held-out test episodes (the last `test_episodes` of the store,
+`VideoEpisodes.split`), so evaluation always conditions on mazes the model has never seen.
 """
 
 from __future__ import annotations
@@ -14,14 +14,6 @@ import torch
 from torch import Tensor
 
 from data.video_maze.store import VideoEpisodes
-
-
-def split_episodes(num_episodes: int, test_episodes: int) -> tuple[np.ndarray, np.ndarray]:
-    if not 0 <= test_episodes < num_episodes:
-        raise ValueError(f"test_episodes must be in 0..{num_episodes - 1} for a store of {num_episodes} episodes, "
-                         f"got {test_episodes}")
-    indices = np.arange(num_episodes)
-    return indices[: num_episodes - test_episodes], indices[num_episodes - test_episodes :]
 
 
 class VideoWindowSource:
@@ -55,7 +47,7 @@ class VideoWindowSource:
 def load_window_source(path: str | Path, window_frames: int, test_episodes: int,
                        max_train_episodes: int | None = None) -> VideoWindowSource:
     store = VideoEpisodes(path)
-    train_ids, test_ids = split_episodes(store.num_episodes, test_episodes)
+    train_ids, test_ids = store.split(test_episodes)
     if max_train_episodes is not None:
         train_ids = train_ids[:max_train_episodes]
     video, ends = store.load("video", train_ids)

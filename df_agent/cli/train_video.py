@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 
-log = logging.getLogger(__name__)
+from df_agent.video.training import MODES, PRESETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="video episode store (df-agent data video-maze)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, final/)")
-    parser.add_argument("--mode", default="diffusion_forcing",
-                        choices=("diffusion_forcing", "teacher_forcing", "full_sequence"),
+    parser.add_argument("--mode", default="diffusion_forcing", choices=MODES,
                         help="training objective: DF, or the teacher-forcing / causal full-sequence baselines")
-    parser.add_argument("--preset", default="cpu32", choices=("cpu32", "gpu64", "tiny"),
+    parser.add_argument("--preset", default="cpu32", choices=tuple(PRESETS),
                         help="model size: cpu32 (32x32, 0.95M params), gpu64 (paper-sized 64x64), tiny (smoke tests)")
     parser.add_argument("--head", default="latent+token", choices=("latent+token", "latent"),
                         help="what the observation head reads: z_t and the noisy token (default), or z_t alone "
@@ -48,41 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from data.video_maze.windows import load_window_source
-    from df_agent.training import TrainConfig, train
-    from df_agent.video.config import VideoModelConfig, gpu_64_config, tiny_config
-    from df_agent.video.model import VideoDFModel
+    from df_agent.video.training import VideoTrainSettings, train_video_model
 
-    overrides = {"training_mode": args.mode, "head_sees_token": args.head == "latent+token",
-                 "clean_prefix_probability": args.clean_prefix_probability}
-    if args.parameterization:
-        overrides["parameterization"] = args.parameterization
-    if args.training_frames:
-        overrides["training_frames"] = args.training_frames
-    builder = {"cpu32": VideoModelConfig, "gpu64": gpu_64_config, "tiny": tiny_config}[args.preset]
-    config = builder(**overrides)
-    source = load_window_source(args.data, config.training_frames, args.test_episodes, args.max_train_episodes)
-    if source.description["resolution"] != config.resolution:
-        raise ValueError(f"{args.data} holds {source.description['resolution']}px video but preset {args.preset!r} "
-                         f"expects {config.resolution}px")
-    model = VideoDFModel(config)
-    train_config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-        ema_decay=args.ema_decay if args.ema_decay > 0 else None, checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every, device=args.device, precision=args.precision, seed=args.seed,
-        progress=not args.no_progress, extra={"video_preset": args.preset},
-        # A wall-time budget ends like a finished run: final/ plus a resumable checkpoint (checked at logged steps).
-        time_limit_s=60 * args.max_minutes if args.max_minutes else None,
-    )
-    result = train(model, source, train_config, args.out, resume="auto" if args.resume else None,
-                   metadata={"data": source.describe()})
-    checkpoint = result.final_checkpoint or result.last_checkpoint
-    if result.stopped_early:
-        # final/ is written for a time limit only; an interrupted run leaves its resumable checkpoint.
-        reason = "by --max-minutes" if result.final_checkpoint else "early (interrupted)"
-        log.warning("stopped %s after %d of %d steps; model in %s", reason, result.steps_completed, args.steps,
-                    checkpoint)
-    summary = {"checkpoint": str(checkpoint), "steps": result.steps_completed, "stopped_early": result.stopped_early,
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "last_loss": result.losses[-1] if result.losses else None}
-    print(json.dumps(summary))
+    settings = VideoTrainSettings(
+        data=args.data, out=args.out, mode=args.mode, preset=args.preset, head_sees_token=args.head == "latent+token",
+        parameterization=args.parameterization, clean_prefix_probability=args.clean_prefix_probability,
+        training_frames=args.training_frames, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, test_episodes=args.test_episodes,
+        max_train_episodes=args.max_train_episodes, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        device=args.device, precision=args.precision, seed=args.seed, max_minutes=args.max_minutes,
+        resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(train_video_model(settings, load_window_source)))
     return 0

@@ -81,6 +81,14 @@ def test_window_source_draws_windows_inside_episodes(store_path) -> None:
         load_window_source(store_path, window_frames=8, test_episodes=2)
 
 
+def test_the_held_out_episodes_are_the_last_of_the_store(store_path) -> None:
+    train_ids, test_ids = VideoEpisodes(store_path).split(1)
+    assert train_ids.tolist() == [0] and test_ids.tolist() == [1]
+    assert VideoEpisodes(store_path).split(0)[1].tolist() == []
+    with pytest.raises(ValueError, match=r"test_episodes must be in 0\.\.1 for a store of 2 episodes, got 2"):
+        VideoEpisodes(store_path).split(2)
+
+
 def test_missing_store_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         VideoEpisodes(tmp_path / "nope.zarr")
