@@ -188,6 +188,21 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     return _load_from_dir(name, Path(default_dataset_path) / name)
 
 
+@dataclass(frozen=True)
+class DatasetCatalog:
+    """The datasets `load_dataset` finds looking in `data_dir` first (or downloads, when `download`), by name or
+    alias: what `df_agent.forecasting.experiments.score_checkpoints` loads its test set from."""
+
+    data_dir: str | Path | None = None
+    download: bool = False
+
+    def canonical_name(self, name: str) -> str:
+        return canonical_name(name)
+
+    def load(self, name: str) -> MultivariateDataset:
+        return load_dataset(name, self.data_dir, download=self.download)
+
+
 def available_datasets(data_dir: str | Path | None = None) -> Iterator[str]:
     """The paper's datasets present offline."""
     for name in PAPER_DATASETS:

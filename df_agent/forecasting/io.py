@@ -25,6 +25,15 @@ def load_forecaster(directory: str | Path) -> tuple[ForecastDF, dict[str, Any]]:
     return model, config.get("metadata", {})
 
 
+def expand_checkpoints(paths: list[Path]) -> list[Path]:
+    """A folder without config.json but with seed_*/ checkpoints stands for all of them."""
+    expanded: list[Path] = []
+    for path in paths:
+        seeds = sorted(path.glob("seed_*/config.json")) if not (path / "config.json").exists() else []
+        expanded += [seed.parent for seed in seeds] if seeds else [path]
+    return expanded
+
+
 def write_results_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Results JSON, strict (a NaN score is an error, not a `NaN` token other JSON readers reject), written
     atomically and synced, so a failed write keeps the old file intact."""

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,24 @@ RECIPES: dict[str, dict[str, float | int | None]] = {
     "paper": {"learning_rate": 3e-4, "max_epochs": 100, "val_sampling_steps": None, "val_windows": None,
               "val_holdout_prediction_lengths": 0, "validate_every": 1, "ema_decay": 0.0},
 }
+
+# The TrainingConfig fields a recipe sets; `val_holdout_steps` comes from its "val_holdout_prediction_lengths".
+RECIPE_OPTIONS = ("learning_rate", "max_epochs", "val_sampling_steps", "val_windows", "validate_every", "ema_decay",
+                  "val_holdout_steps")
+
+
+def resolve_recipe(options: Any, prediction_length: int) -> dict[str, float | int | None]:
+    """{RECIPE_OPTIONS field: value}: `options.<field>` where that is not None (an explicit 0 counts), else the
+    value of the recipe `options.recipe`. `options`: a `ForecastRunSettings`, or the parsed flags of
+    `df-agent forecast train`, which have the same attribute names."""
+    recipe = RECIPES[options.recipe]
+    settings = {}
+    for key in RECIPE_OPTIONS[:-1]:
+        given = getattr(options, key)
+        settings[key] = recipe[key] if given is None else given
+    settings["val_holdout_steps"] = (int(recipe["val_holdout_prediction_lengths"]) * prediction_length
+                                     if options.val_holdout_steps is None else options.val_holdout_steps)
+    return settings
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 
 from data.timeseries import (
     ENV_VAR,
+    DatasetCatalog,
     DatasetUnavailableError,
     canonical_name,
     find_dataset_dir,
@@ -39,6 +40,16 @@ def test_data_dir_and_env_var_with_a_gluonts_cache_copy(exchange, tmp_path, monk
     np.testing.assert_array_equal(from_arg.train, exchange.train)
     monkeypatch.setenv(ENV_VAR, str(cache))
     assert find_dataset_dir("exchange_rate_nips") == cache / "exchange_rate_nips"
+
+
+def test_a_catalog_loads_by_name_or_alias_from_its_data_dir(exchange, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(find_dataset_dir("exchange_rate_nips"), cache / "exchange_rate_nips")
+    catalog = DatasetCatalog(data_dir=cache)
+    assert catalog.canonical_name("exchange") == "exchange_rate_nips"
+    loaded = catalog.load("exchange")
+    assert loaded.name == "exchange_rate_nips" and loaded.source == str(cache / "exchange_rate_nips")
+    np.testing.assert_array_equal(loaded.train, exchange.train)
 
 
 def test_missing_dataset_is_reported_with_the_places_searched(tmp_path, monkeypatch):

@@ -171,7 +171,8 @@ def test_cli_reports_a_missing_dataset_and_a_bad_checkpoint(tmp_path, monkeypatc
 def test_recipe_fills_only_the_options_left_unset():
     import argparse
 
-    from df_agent.cli.forecast_train import RECIPES, add_arguments, resolve_recipe
+    from df_agent.cli.forecast_train import RECIPES, add_arguments
+    from df_agent.forecasting.training import resolve_recipe
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
