@@ -1,0 +1,74 @@
+"""The maze2d training job (`data.maze2d.training`): recipe checks, the model built on the windows' statistics,
+and a short real run on a generated Minari dataset that records its compute in the checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from data.maze2d.generate import generate_maze2d_dataset
+from data.maze2d.training import Maze2DModelRecipe, WindowSource, build_model, default_train_config, train_maze2d
+from data.maze2d.windows import Maze2DWindows
+from df_agent.checkpoint import load_checkpoint
+
+TINY = Maze2DModelRecipe(frame_stack=2, window_tokens=3, latent_dim=8, hidden_dim=16, mlp_layers=2)
+
+
+def _windows(frame_stack: int = 2, window_tokens: int = 3) -> Maze2DWindows:
+    rng = np.random.default_rng(0)
+    observations = [rng.normal(loc=[1.0, 2.0, 0.0, 0.0], scale=[0.5, 0.3, 1.0, 1.0], size=(n + 1, 4)) for n in (20, 9)]
+    actions = [rng.uniform(-1, 1, size=(n, 2)) for n in (20, 9)]
+    return Maze2DWindows(observations, actions, window_tokens, frame_stack)
+
+
+def test_the_recipe_refuses_empty_tokens_and_windows():
+    with pytest.raises(ValueError, match="--frame-stack and --window-tokens must be >= 1"):
+        Maze2DModelRecipe(frame_stack=0)
+    with pytest.raises(ValueError, match="--frame-stack and --window-tokens must be >= 1"):
+        Maze2DModelRecipe(window_tokens=0)
+
+
+def test_the_model_carries_the_token_layout_and_the_windows_normalisers():
+    windows = _windows()
+    model = build_model(windows, TINY)
+    config = model.config
+    assert (config.token_dim, config.context_dim) == (windows.token_dim, windows.context_dim) == (12, 4)
+    assert (config.latent_dim, config.hidden_dim, config.mlp_layers, config.backbone) == (8, 16, 2, "fast")
+    assert config.token_spec["frame_stack"] == 2
+    tokens = windows.token_normalizer()
+    torch.testing.assert_close(model.token_normalizer.shift, tokens.shift.to(model.token_normalizer.shift.dtype))
+    contexts = windows.context_normalizer()
+    torch.testing.assert_close(model.context_normalizer.scale, contexts.scale.to(model.context_normalizer.scale.dtype))
+
+
+def test_the_window_source_draws_batches_and_describes_its_data():
+    windows = _windows()
+    source = WindowSource(windows, "df-agent/maze2d-test-v0", num_steps=29)
+    batch = source.sample_batch(4, torch.Generator().manual_seed(0))
+    assert batch["tokens"].shape == (4, 3, 12)
+    assert source.describe() == {"dataset_id": "df-agent/maze2d-test-v0", "dataset_steps": 29,
+                                 "windows": len(windows), "window_tokens": 3, "frame_stack": 2}
+
+
+def test_a_short_run_records_its_compute_in_the_final_and_exported_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
+    train_config = default_train_config()
+    train_config.steps, train_config.batch_size, train_config.warmup_steps = 3, 4, 1
+    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    summary = train_maze2d("umaze", TINY, train_config, tmp_path / "run", export=tmp_path / "export")
+    assert summary["checkpoint"] == str(tmp_path / "run" / "final") and summary["export"] == str(tmp_path / "export")
+    assert summary["steps"] == 3 and not summary["stopped_early"] and summary["last_loss"] is not None
+    for directory in (tmp_path / "run" / "final", tmp_path / "export"):
+        metadata = json.loads((directory / "config.json").read_text())["metadata"]
+        assert metadata["maze"] == "umaze" and metadata["dataset_id"] == "df-agent/maze2d-umaze-v0"
+        assert metadata["window_tokens"] == 3 and metadata["frame_stack"] == 2
+        assert metadata["compute"]["steps"] == 3 and metadata["compute"]["device"] == "cpu"
+        assert metadata["compute"]["parameters"] == summary["parameters"]
+    # The rewrite that adds the compute keeps the trained weights.
+    final, exported = load_checkpoint(tmp_path / "run" / "final"), load_checkpoint(tmp_path / "export")
+    for a, b in zip(final.state_dict().values(), exported.state_dict().values()):
+        torch.testing.assert_close(a, b)
