@@ -8,6 +8,7 @@ Robustness: `--obs-noise STD` (Gaussian noise on the reported x, y) and `--drop-
 dropped) corrupt what the policy sees; `--flag-corruption` (the default when either is given) tells a DF policy
 which observations are noisy / missing, `--no-flag-corruption` lets it treat them as clean (envs/evaluation.py).
 `--plan-figure PATH` draws the first episodes' plans (red) and trajectories (blue), as the paper's Fig. 14/15.
+The run itself is `envs.maze2d.policy_evaluation.evaluate_policy`.
 """
 
 from __future__ import annotations
@@ -113,36 +114,7 @@ def corruption_from_args(args: argparse.Namespace) -> Any:
                                  seed=max(int(args.seed), 0))
 
 
-def run_label(args: argparse.Namespace, planner_info: dict[str, Any] | None, corruption: Any) -> str:
-    """A short name of what ran, for result tables: the preset and every setting that differs from it."""
-    if planner_info is None:
-        label = str(args.policy)
-    else:
-        label = planner_info["preset"]
-        short = {"guidance_scale": "g", "mcg_samples": "mcg", "sampling_steps": "steps", "precision": "",
-                 "max_horizon": "H", "predicted_obs_level": "pred", "context": "context "}
-        others = [key for key in planner_settings_from_args(args) if key not in short]
-        for key in (*short, *others):
-            value = planner_info.get(key)
-            if value is not None:
-                prefix = short.get(key, f"{key}=")
-                label += f" {prefix}{value}" if prefix else f" {value}"
-        if args.policy != "default":  # another checkpoint is another model: keep its runs apart in tables
-            label += f" @{args.policy}"
-    if corruption is not None:
-        parts = []
-        if corruption.obs_noise_std > 0:
-            parts.append(f"noise {corruption.obs_noise_std:g}")
-        if corruption.drop_prob > 0:
-            parts.append(f"drop {corruption.drop_prob:g}")
-        label += f" [{', '.join(parts)}, {'flagged' if corruption.flag else 'unflagged'}]"
-    return label
-
-
-def run(args: argparse.Namespace) -> int:
-    from envs.evaluation import evaluate
-    from envs.maze2d.policies import build_policy, checkpoint_of
-
+def _check_flags(args: argparse.Namespace) -> None:
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     max_horizon = getattr(args, "max_horizon", None)
@@ -154,48 +126,25 @@ def run(args: argparse.Namespace) -> int:
     figure_episodes = getattr(args, "plan_figure_episodes", 4)
     if not 1 <= figure_episodes <= 6:
         raise ValueError(f"--plan-figure-episodes must be in 1..6, got {figure_episodes}")
-    corruption = corruption_from_args(args)
-    planner_options = {"planner": getattr(args, "planner", None),
-                       **planner_settings_from_args(args),
-                       "max_horizon": max_horizon,
-                       "predicted_obs_level": predicted_obs_level,
-                       "context": getattr(args, "context", None)}
-    policy = build_policy(args.policy, args.env, args.seed, **planner_options)
-    planner_info = None
-    planner = getattr(policy, "planner", None)
-    if planner is not None:
-        from dataclasses import asdict, is_dataclass
 
-        planner_info = {"preset": planner_options["planner"] or "df",
-                        **{key: value for key, value in planner_options.items() if key != "planner"},
-                        "checkpoint": str(checkpoint_of(args.policy, args.env))}
-        config = getattr(planner, "config", None)
-        if is_dataclass(config):
-            planner_info["config"] = asdict(config)
-        planner_info["replan_every"] = getattr(policy, "replan_every", None)
-        planner_info["execution"] = getattr(policy, "execution", None)
-        planner_info["effective_predicted_obs_level"] = getattr(policy, "predicted_obs_level", None)
-    label = run_label(args, planner_info, corruption)
+
+def run(args: argparse.Namespace) -> int:
+    from envs.maze2d.policy_evaluation import PolicyEvaluation, evaluate_policy
+
+    _check_flags(args)
+    corruption = corruption_from_args(args)
     plot = args.plot
     if plot is None and args.out is not None:
         plot = args.out.with_suffix(".png")
-    result = evaluate(
-        policy,
-        args.env,
-        args.episodes,
-        args.seed,
-        num_envs=args.num_envs,
-        policy_name=args.policy,
-        trajectories_png=plot,
-        video_path=args.video,
-        progress=not args.no_progress,
-        reference_protocol=args.reference,
-        corruption=corruption,
-        plan_figure=getattr(args, "plan_figure", None),
-        plan_figure_episodes=figure_episodes,
-        label=label,
-        planner_info=planner_info,
-    )
+    result = evaluate_policy(PolicyEvaluation(
+        env=args.env, policy=args.policy, episodes=args.episodes, seed=args.seed, num_envs=args.num_envs,
+        planner_options={"planner": getattr(args, "planner", None), **planner_settings_from_args(args),
+                         "max_horizon": getattr(args, "max_horizon", None),
+                         "predicted_obs_level": getattr(args, "predicted_obs_level", None),
+                         "context": getattr(args, "context", None)},
+        corruption=corruption, trajectories_png=plot, video=args.video, plan_figure=getattr(args, "plan_figure", None),
+        plan_figure_episodes=getattr(args, "plan_figure_episodes", 4), reference=args.reference,
+        progress=not args.no_progress))
     print(result.table())
     if args.out is not None:
         from df_agent.provenance import command_of, provenance
