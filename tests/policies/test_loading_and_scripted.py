@@ -1,4 +1,5 @@
-"""Checkpoint loading for the bridge: known types load, unknown ones are a clear error."""
+"""Checkpoint -> policy loading (what the ROS 2 bridge runs): known types load, unknown ones are a clear error;
+the scripted policies."""
 
 from __future__ import annotations
 
