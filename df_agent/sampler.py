@@ -122,6 +122,7 @@ def sample(
     initial_tokens: Tensor | None = None,
     generator: torch.Generator | None = None,
     on_row: Callable[[int, Tensor, Tensor], None] | None = None,
+    guidance_mask: Tensor | None = None,
 ) -> SampleResult:
     """Run Algorithm 2.
 
@@ -129,10 +130,12 @@ def sample(
     z_start: the latent before the first token, [B, *latent_shape] (from `init_latent` / `encode_context`).
     initial_tokens: values of the tokens at the first row's levels; pure noise where omitted.
     on_row(m, tokens, x0_hat): optional observer called after each row (diagnostics / figures).
+    guidance_mask: optional weights [*token_shape] (0..1) on the guidance step per token component: 0 leaves a
+    component to the model, so guidance reaches it only through what the model predicts from the guided ones.
     """
     config = config or SamplerConfig()
     if config.selection_samples > 1 and guidance is not None:
-        return _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row)
+        return _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row, guidance_mask)
     num_levels = model.num_levels
     levels = torch.as_tensor(levels).long()
     validate(levels, num_levels)
@@ -153,6 +156,10 @@ def sample(
     samples = config.mcg_samples if guided else 1
     schedule = model.schedule
     trailing = (1,) * len(token_shape)
+    if guidance_mask is not None:
+        guidance_mask = torch.as_tensor(guidance_mask, device=device, dtype=z_start.dtype)
+        if tuple(guidance_mask.shape) != token_shape:
+            raise ValueError(f"guidance_mask must have the token shape {token_shape}, got {tuple(guidance_mask.shape)}")
 
     latents_cache: Tensor | None = None  # latents after each token, valid for tokens [0, cache_end)
     cache_end = 0
@@ -197,6 +204,8 @@ def sample(
                                      f"got {tuple(reward.shape)}")
                 (gradient,) = torch.autograd.grad(reward.sum(), span)
                 gradient = gradient / samples  # MCG: the average of the futures' gradients
+                if guidance_mask is not None:
+                    gradient = gradient * guidance_mask
 
         latents = latents[:batch].detach()
         x0_main = x0_span[:batch].detach()
@@ -247,14 +256,15 @@ def sample(
     return SampleResult(x, x0_cache, latents_cache, evaluations, rows)
 
 
-def _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row) -> SampleResult:
+def _best_of(model, levels, z_start, config, guidance, initial_tokens, generator, on_row,
+             guidance_mask) -> SampleResult:
     """Sample `selection_samples` plans per entry (tiled along the batch) and keep each entry's best."""
     count, batch = config.selection_samples, z_start.shape[0]
     tiled_z = z_start.repeat(count, *([1] * (z_start.dim() - 1)))
     tiled_init = None if initial_tokens is None else initial_tokens.repeat(count, *([1] * (initial_tokens.dim() - 1)))
     single = dataclasses.replace(config, selection_samples=1)
     result = sample(model, levels, tiled_z, config=single, guidance=guidance, initial_tokens=tiled_init,
-                    generator=generator, on_row=on_row)
+                    generator=generator, on_row=on_row, guidance_mask=guidance_mask)
     with torch.no_grad():
         scores = guidance(result.tokens.detach()).reshape(count, batch)
     best = scores.argmax(dim=0)  # [batch]

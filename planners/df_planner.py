@@ -32,12 +32,16 @@ from df_agent.precision import warn_if_slow_bf16
 from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
-from planners.maze2d_tokens import OBS_DIM, frame_stack_of, tokens_to_frames
+from planners.maze2d_tokens import ACTION_NAMES, OBS_DIM, OBS_NAMES, frame_stack_of, tokens_to_frames
 
+FRAME_NAMES = (*OBS_NAMES, *ACTION_NAMES)
 SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
 NOISY_CONTEXT = ("scale", "renoise")
 PRECISIONS = ("fp32", "bf16")
 GOAL_REWARDS = ("sum", "softmin")
+# Which components of each frame the guidance step moves (the rest follow from the model's own predictions).
+GUIDED_COMPONENTS = {"all": ("x", "y", "vx", "vy", "ax", "ay"), "motion": ("vx", "vy", "ax", "ay"),
+                     "actions": ("ax", "ay")}
 
 
 def _default_sampler() -> SamplerConfig:
@@ -77,6 +81,10 @@ class DFPlannerConfig:
     # which pulls only the frames nearest the goal and lets the model's dynamics carry the rest of the plan.
     goal_reward: str = "sum"
     goal_temperature: float = 0.5
+    # What the guidance step moves: "all" components of every frame (B.5), or only "motion" (velocities and
+    # actions) or "actions": positions are then never pushed directly, only through the model's predictions
+    # of where the guided motion leads (its learned dynamics, which know the walls).
+    guided_components: str = "all"
 
     def __post_init__(self) -> None:
         if isinstance(self.sampler, Mapping):  # from JSON
@@ -95,6 +103,9 @@ class DFPlannerConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.goal_reward not in GOAL_REWARDS:
             raise ValueError(f"goal_reward must be one of {GOAL_REWARDS}, got {self.goal_reward!r}")
+        if self.guided_components not in GUIDED_COMPONENTS:
+            raise ValueError(f"guided_components must be one of {tuple(GUIDED_COMPONENTS)}, "
+                             f"got {self.guided_components!r}")
         if not (self.goal_temperature > 0 and math.isfinite(self.goal_temperature)):
             raise ValueError(f"goal_temperature must be a finite number > 0, got {self.goal_temperature}")
         if not math.isfinite(self.sampler.guidance_scale):
@@ -141,10 +152,11 @@ SETTING_HELP = {
     "selection_samples": "best-of-N: plans sampled per environment, the best by the guidance reward is kept",
     "goal_reward": "guidance reward: sum (B.5, every frame's distance to the goal) or softmin (nearest frames only)",
     "goal_temperature": "softmin goal reward: temperature in env units",
+    "guided_components": "what the guidance step moves: all frame components, motion (velocities, actions) or actions",
 }
 SETTING_CHOICES = {"schedule": SCHEDULES, "noisy_context": NOISY_CONTEXT, "precision": PRECISIONS,
                    "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS,
-                   "goal_reward": GOAL_REWARDS}
+                   "goal_reward": GOAL_REWARDS, "guided_components": tuple(GUIDED_COMPONENTS)}
 
 
 def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertainty_scale: float = 1.0) -> Tensor:
@@ -298,6 +310,14 @@ class DFPlanner:
 
         return reward
 
+    def guidance_mask(self) -> Tensor | None:
+        """The sampler's per-component guidance weights [token_dim] (None: every component is guided)."""
+        if self.config.guided_components == "all":
+            return None
+        guided = set(GUIDED_COMPONENTS[self.config.guided_components])
+        frame = torch.tensor([float(name in guided) for name in FRAME_NAMES], device=self.device, dtype=self.dtype)
+        return frame.repeat(self.frame_stack)
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -333,7 +353,7 @@ class DFPlanner:
             z_start = self._start_latent(obs, levels, history)
         with self._autocast():
             result = sample(self.model, matrix, z_start.detach().to(self.dtype), config=self.config.sampler_config(),
-                            guidance=guidance, generator=self.generator)
+                            guidance=guidance, generator=self.generator, guidance_mask=self.guidance_mask())
         with torch.no_grad():
             frames = self._frames(result.tokens.detach())
             diagnostics: dict[str, Any] = {

@@ -276,3 +276,25 @@ def test_bf16_precision_plans_like_fp32():
     assert float(np.linalg.norm(bf16.observations[:, -1, :2] - goal, axis=-1).mean()) < 1.0
     with pytest.raises(ValueError, match="precision"):
         DFPlannerConfig(precision="fp8")
+
+
+def test_guided_components_mask_follows_the_frame_layout():
+    assert planner().guidance_mask() is None
+    mask = planner(guided_components="actions").guidance_mask().reshape(FRAME_STACK, 6)
+    torch.testing.assert_close(mask, torch.tensor([0.0, 0, 0, 0, 1, 1]).expand(FRAME_STACK, 6))
+    mask = planner(guided_components="motion").guidance_mask().reshape(FRAME_STACK, 6)
+    torch.testing.assert_close(mask, torch.tensor([0.0, 0, 1, 1, 1, 1]).expand(FRAME_STACK, 6))
+    with pytest.raises(ValueError, match="guided_components"):
+        DFPlannerConfig(guided_components="positions")
+
+
+def test_action_only_guidance_reaches_the_sampler():
+    # Same seed and noise: guiding only the actions still changes the plan (so the mask reaches the sampler),
+    # and differently from guiding every component (the exact per-component step is tested in test_sampler).
+    obs = np.zeros((8, 4))
+    goal = np.tile([2.0, 0.0], (8, 1))
+    unguided = planner(guidance_scale=0.0).plan(obs, goal)
+    actions_only = planner(guided_components="actions").plan(obs, goal)
+    full = planner().plan(obs, goal)
+    assert not np.allclose(actions_only.actions, unguided.actions)
+    assert not np.allclose(actions_only.observations, full.observations)
