@@ -49,13 +49,32 @@ CHECKPOINT_FORMAT_VERSION = 1
 # Suffixes of files produced by torch.save / pickle. Loading them runs arbitrary code, so they are refused.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 
-# Checkpoints shipped inside the package: df_agent/checkpoints/NAME (maze2d-umaze, maze2d-medium, maze2d-large).
+# Checkpoints shipped inside the package: df_agent/checkpoints/NAME (maze2d-umaze, maze2d-medium, maze2d-large,
+# franka-swap).
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 def shipped_checkpoint(name: str) -> Path:
     """The directory of the shipped checkpoint NAME (it may be absent from a checkout without the weights)."""
     return SHIPPED_CHECKPOINTS / name
+
+
+def shipped_checkpoint_names() -> list[str]:
+    return sorted(p.name for p in SHIPPED_CHECKPOINTS.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def resolve_checkpoint(name_or_dir: str | Path) -> Path:
+    """A checkpoint directory given as a path, or as the name of a shipped checkpoint (`franka-swap`).
+
+    A directory that exists wins over a shipped name; neither is an error that lists the shipped names."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    shipped = shipped_checkpoint(str(name_or_dir))
+    if len(path.parts) == 1 and (shipped / CONFIG_FILE).is_file():
+        return shipped
+    raise FileNotFoundError(f"checkpoint {str(name_or_dir)!r} is neither a directory nor a shipped checkpoint "
+                            f"(shipped: {', '.join(shipped_checkpoint_names())})")
 
 
 # model_type -> "module:Class" (imported lazily) or a class object. Heads add theirs with `register_model_type`;

@@ -62,6 +62,8 @@ class SimFrankaNode(Node):
         config: RobotConfig,
         backend: SimulatedArm,
         seed: int | None = None,
+        reset_options: dict | None = None,
+        monitor: Any = None,
         bag_path: str | Path | None = None,
         bag_storage: str = "sqlite3",
         node_name: str = SIM_NODE_NAME,
@@ -69,12 +71,13 @@ class SimFrankaNode(Node):
         video_fps: float = 10.0,
         video_size: int = 240,
     ) -> None:
-        """video: a `df_agent.media.VideoWriter` to record the front | wrist cameras into, `video_fps` frames a
+        """reset_options: the backend's reset options (e.g. fruit positions of a fruit-swap episode).
+        video: a `df_agent.media.VideoWriter` to record the front | wrist cameras into, `video_fps` frames a
         second of `video_size` pixels per camera (rendered in the simulation's thread: it costs sim time)."""
         super().__init__(node_name)
         self.config = config
         self.backend = backend
-        self.backend.reset(seed=seed)
+        self.backend.reset(seed=seed, options=reset_options)
         self.recorder = BagRecorder(bag_path, bag_storage) if bag_path is not None else None
         self.steps = 0
         self.targets_received = 0
@@ -110,6 +113,9 @@ class SimFrankaNode(Node):
         }
         self.create_timer(backend.dt, self._on_physics, callback_group=group)
         self.create_timer(1.0 / config.sim.camera_rate_hz, self._on_camera, callback_group=group)
+        self.monitor = monitor
+        if monitor is not None:
+            self.create_timer(1.0 / config.sim.camera_rate_hz, self._on_monitor, callback_group=group)
         self.video, self.video_size = video, int(video_size)
         if video is not None:
             self.create_timer(1.0 / video_fps, self._on_video_frame, callback_group=group)
@@ -176,6 +182,9 @@ class SimFrankaNode(Node):
             image = numpy_to_image(self.backend.render(name), stamp, f"{name}_camera")
             publisher.publish(image)
             self._record(self._bag_topics[f"camera/{name}"], image, stamp_ns)
+
+    def _on_monitor(self) -> None:
+        self.monitor(self.backend, self.steps * self.backend.dt)
 
     def _on_video_frame(self) -> None:
         frames = [self.backend.render(name, size=self.video_size) for name in ("front", "wrist")]

@@ -37,6 +37,7 @@ SCHEDULES = ("autoregressive", "pyramid")
 # FrankaFruitSwap-v0 / ROS 2 bridge action layout: translation (3) and rotation (3) in [-1, 1], gripper [0, 1].
 FRANKA_ACTION_LOW = (-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 0.0)
 FRANKA_ACTION_HIGH = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+FRANKA_ACTION_UNITS = (0.07, 0.2)  # envs.franka_swap.env.FrankaFruitSwapEnv pos_scale (m), rot_scale (rad)
 
 
 @dataclass
@@ -53,8 +54,13 @@ class DFImitationPolicyConfig:
     action_high: tuple[float, ...] | None = FRANKA_ACTION_HIGH
     seed: int = 0
     device: str = "cpu"
+    # Metres and radians per unit of the translation / rotation actions: those of the env the demos were recorded
+    # in (FrankaFruitSwap-v0's pos_scale and rot_scale). The ROS 2 bridge converts the actions with them.
+    action_units: tuple[float, float] = FRANKA_ACTION_UNITS
 
     def __post_init__(self) -> None:
+        if len(self.action_units) != 2 or not all(float(u) > 0 for u in self.action_units):
+            raise ValueError(f"action_units must be two positive numbers (metres, radians), got {self.action_units}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.horizon_tokens < 1 or self.sampling_steps < 1:
@@ -236,6 +242,10 @@ class DFImitationPolicy:
         self.step_in_chunk = 0
         self.replans += 1
         self.last_plan = parts
+
+    @property
+    def action_units(self) -> tuple[float, float]:
+        return tuple(float(u) for u in self.config.action_units)
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.config), "corrupted_level": self.corrupted_level,

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--checkpoint", type=Path, help="policy checkpoint directory (config.json [+ model.safetensors])"
+        "--checkpoint", help="policy checkpoint: a directory (config.json [+ model.safetensors]) or a shipped name "
+                             "(franka-swap: the DF imitation policy of the fruit swap)"
     )
     source.add_argument(
         "--reach-target",
@@ -69,6 +70,16 @@ def _parse_params(items: list[str]) -> list:
     return parameters
 
 
+def _with_policy_units(policy: object, params: list[str]) -> list[str]:
+    """The overrides plus `bridge.action_scale` from the policy's own action units (metres, radians per unit of
+    its actions, e.g. the fruit-swap env's 0.07 / 0.2 for a policy trained on its demos), unless given."""
+    units = getattr(policy, "action_units", None)
+    if units is None or any(item.partition("=")[0] == "bridge.action_scale" for item in params):
+        return list(params)
+    log.info("bridge.action_scale = %s (the policy's action units)", list(units))
+    return [*params, f"bridge.action_scale=[{float(units[0])}, {float(units[1])}]"]
+
+
 def _describe(policy: object, args: argparse.Namespace) -> dict:
     described = policy.describe() if hasattr(policy, "describe") else {"type": type(policy).__name__}
     return {"checkpoint": str(args.checkpoint) if args.checkpoint else None, **described}
@@ -97,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.reach_horizon < 1 or args.added_latency < 0:
         raise ValueError("--reach-horizon must be >= 1 and --added-latency >= 0")
     if args.checkpoint:
+        from df_agent.checkpoint import resolve_checkpoint
+
+        args.checkpoint = resolve_checkpoint(args.checkpoint)
         policy = load_policy(args.checkpoint)
     else:
         policy = ReachTargetPolicy(args.reach_target, horizon=args.reach_horizon)
@@ -105,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        node = PolicyNode(policy, config_file=args.config, parameter_overrides=_parse_params(args.param))
+        node = PolicyNode(policy, config_file=args.config,
+                          parameter_overrides=_parse_params(_with_policy_units(policy, args.param)))
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
         started = time.monotonic()

@@ -1,5 +1,6 @@
-"""`df-agent eval teleop --checkpoint DIR --episodes N`: success rate of the DF imitation policy on the simulated
-Franka fruit swap (FrankaFruitSwap-v0), clean or with corrupted camera frames (paper 4.4).
+"""`df-agent eval teleop [--checkpoint DIR] --episodes N`: success rate of the DF imitation policy (by default the
+shipped `franka-swap` checkpoint) on the simulated Franka fruit swap (FrankaFruitSwap-v0), clean or with
+corrupted camera frames (paper 4.4).
 
 Episode i starts from `reset(seed=seed + i)` (the initial layout and fruit jitter follow from it) and runs until
 the swap succeeds or `--max-steps` env steps (500 = the registered limit, 50 s) pass. Environments run in
@@ -23,9 +24,13 @@ from df_agent.provenance import command_of, with_provenance
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CHECKPOINT = "franka-swap"  # df_agent/checkpoints/franka-swap (MODEL_CARD.md)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="df_imitation checkpoint directory")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        help=f"df_imitation checkpoint: a directory or a shipped name (default: the shipped "
+                             f"{DEFAULT_CHECKPOINT!r} policy)")
     parser.add_argument("--episodes", type=int, default=50, help="number of seeded episodes")
     parser.add_argument("--seed", type=int, default=10_000, help="episode i uses reset(seed=seed + i)")
     parser.add_argument("--corruption", choices=("none", "distractor", "occlusion"), default="none",
@@ -56,9 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from df_agent.checkpoint import resolve_checkpoint
     from envs.franka_swap.evaluation import FrankaSwapRunner, VideoRecorder, summarize
     from policies.loading import load_policy
 
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     if args.episodes < 1 or args.num_envs < 1 or args.max_steps < 1:
         raise ValueError("--episodes, --num-envs and --max-steps must be >= 1")
     if not 8 <= args.video_size <= 480:

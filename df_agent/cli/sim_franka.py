@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="robot YAML (default: hardware/configs/robot.yaml)")
-    parser.add_argument("--seed", type=int, default=0, help="scene reset seed (fruit placement)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="fruit-swap episode: fruits placed as `eval teleop` episode SEED places them")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     parser.add_argument("--bag", type=Path, default=None, help="record what the robot publishes and receives here")
     parser.add_argument("--bag-storage", choices=("sqlite3", "mcap"), default="sqlite3",
                         help="rosbag2 storage of --bag")
-    parser.add_argument("--report", type=Path, default=None, help="write final ee pose and step counts as JSON")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="write final ee pose, step counts and the swap's outcome (stages, success) as JSON")
     parser.add_argument("--video", type=Path, default=None, metavar="PATH",
                         help="H.264 MP4 of the session (front | wrist camera; a GIF beside PATH where no H.264 "
                              "encoder is installed)")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
+    from envs.franka_swap.evaluation import SwapTask
     from hardware.config import load_config
     from hardware.sim_node import SimFrankaNode, make_backend
     from hardware.spin import spin_until_stopped
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--video-fps must be > 0 and --video-size in 8..480")
     config = load_config(args.config)
     backend = make_backend(config)
+    task = SwapTask.for_seed(args.seed) if config.sim.backend == "franka_scene" else None
     video = None
     if args.video is not None:
         from df_agent.media import VideoWriter
@@ -55,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
     ros_args = ["df-agent", "--ros-args", *args.ros_args] if args.ros_args else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        node = SimFrankaNode(config, backend, seed=args.seed, bag_path=args.bag, bag_storage=args.bag_storage,
-                             video=video, video_fps=args.video_fps, video_size=args.video_size)
+        node = SimFrankaNode(config, backend, seed=task.scene_seed if task else args.seed,
+                             reset_options=task.reset_options if task else None,
+                             monitor=task.watch if task else None, bag_path=args.bag,
+                             bag_storage=args.bag_storage, video=video, video_fps=args.video_fps,
+                             video_size=args.video_size)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         why = spin_until_stopped(executor, args.duration)
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             "bag_messages": dict(node.recorder.counts) if node.recorder else {},
             "video": str(video.path) if video is not None and video.frames_written else None,
             "video_frames": video.frames_written if video is not None else 0,
+            "task": task.outcome(backend) if task else None,
         }
         node.destroy_node()
     finally:

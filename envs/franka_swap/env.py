@@ -28,6 +28,7 @@ Diffusion Forcing policy they are noisy (k > 0) or not tell it. With ``"none"`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -38,10 +39,57 @@ from df_agent.geometry import quaternion_conjugate, quaternion_multiply, quatern
 from envs.franka_swap.scene import FRUIT_NAMES, FRUIT_RADIUS, SLOT_POSITIONS, SLOT_RADIUS, FrankaScene
 
 PROPRIO_DIM = 8
+DEFAULT_SLOT_JITTER = 0.025  # metres: radius of the disc a fruit starts in, around its slot centre
 CORRUPTIONS = ("none", "distractor", "occlusion")
 # Position inside the robot's reach, unit quaternion, gripper width 0..0.08 m (with margin).
 PROPRIO_LOW = np.array([-1.5, -1.5, -0.5, -1, -1, -1, -1, 0.0], dtype=np.float32)
 PROPRIO_HIGH = np.array([1.5, 1.5, 1.5, 1, 1, 1, 1, 0.1], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    layout: dict[str, str]  # fruit -> slot ("A" or "B")
+    fruit_positions: dict[str, list[float]]  # fruit -> (x, y) on the table, world frame
+    scene_seed: int  # seeds the scene's own reset noise
+
+
+def draw_episode_start(rng: np.random.Generator, slot_jitter: float,
+                       layout: dict[str, str] | None = None) -> EpisodeStart:
+    """The initial layout (apple in A or B at random, the orange in the other slot; or `layout`), each fruit
+    uniform over a disc of radius `slot_jitter` in its slot, and the scene seed: the draws `reset` makes, so a
+    simulator outside the env (`df-agent sim franka --seed S`) can start episode S exactly as the env does."""
+    if layout is None:
+        apple_slot = "A" if rng.random() < 0.5 else "B"
+        layout = {"apple": apple_slot, "orange": "B" if apple_slot == "A" else "A"}
+    if set(layout) != set(FRUIT_NAMES) or sorted(layout.values()) != ["A", "B"]:
+        raise ValueError(f"layout must put the apple and the orange in slots A and B, got {layout}")
+    positions = {}
+    for fruit in FRUIT_NAMES:
+        # Uniform over a disc: the fruit is anywhere in its slot, not only near the centre.
+        radius = slot_jitter * np.sqrt(rng.random())
+        angle = rng.uniform(0, 2 * np.pi)
+        centre = SLOT_POSITIONS[layout[fruit]]
+        positions[fruit] = [float(centre[0] + radius * np.cos(angle)), float(centre[1] + radius * np.sin(angle))]
+    return EpisodeStart(dict(layout), positions, int(rng.integers(2**31)))
+
+
+def episode_start(seed: int, slot_jitter: float = DEFAULT_SLOT_JITTER) -> EpisodeStart:
+    """The start of the env's episode `reset(seed=seed)` (default options)."""
+    from gymnasium.utils import seeding
+
+    rng, _ = seeding.np_random(seed)
+    return draw_episode_start(rng, slot_jitter)
+
+
+def swap_succeeded(scene: FrankaScene, initial_layout: dict[str, str]) -> bool:
+    """Both fruits rest (on the table, released) in the slot the other one started in."""
+    if not initial_layout:
+        return False
+    layout = {fruit: scene.slot_of(fruit) for fruit in FRUIT_NAMES}
+    if not (layout["apple"] == initial_layout["orange"] and layout["orange"] == initial_layout["apple"]):
+        return False
+    # "Released": the gripper is open wider than the fruit it could be holding.
+    return scene.gripper_width() > 2 * max(FRUIT_RADIUS.values()) + 0.005
 
 
 # The env's short names for the shared quaternion helpers (teleop and tests import them from here).
@@ -61,7 +109,7 @@ class FrankaFruitSwapEnv(gym.Env):
         frame_skip: int = 2,
         pos_scale: float = 0.07,
         rot_scale: float = 0.2,
-        slot_jitter: float = 0.025,
+        slot_jitter: float = DEFAULT_SLOT_JITTER,
         max_target_lead: float = 0.10,
         corruption: str = "none",
         corruption_rate: float = 0.05,
@@ -120,26 +168,13 @@ class FrankaFruitSwapEnv(gym.Env):
         ``{"jitter": False}`` puts the fruits at slot centres."""
         super().reset(seed=seed)
         options = dict(options or {})
-        layout = options.get("layout")
-        if layout is None:
-            apple_slot = "A" if self.np_random.random() < 0.5 else "B"
-            layout = {"apple": apple_slot, "orange": "B" if apple_slot == "A" else "A"}
-        if set(layout) != set(FRUIT_NAMES) or sorted(layout.values()) != ["A", "B"]:
-            raise ValueError(f"layout must put the apple and the orange in slots A and B, got {layout}")
         jitter = self.slot_jitter if options.get("jitter", True) else 0.0
-        positions = {}
-        for fruit in FRUIT_NAMES:
-            # Uniform over a disc: the fruit is anywhere in its slot, not only near the centre.
-            radius = jitter * np.sqrt(self.np_random.random())
-            angle = self.np_random.uniform(0, 2 * np.pi)
-            centre = SLOT_POSITIONS[layout[fruit]]
-            positions[fruit] = [centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)]
-        scene_seed = int(self.np_random.integers(2**31))
-        self.scene.reset(seed=scene_seed, options={"fruit_positions": positions})
+        start = draw_episode_start(self.np_random, jitter, options.get("layout"))
+        self.scene.reset(seed=start.scene_seed, options={"fruit_positions": start.fruit_positions})
         self.target_position, self.target_quaternion = self.scene.ee_pose()
         self._corruption_left = 0
         self.scene.set_distractor(None)
-        self.initial_layout = dict(layout)
+        self.initial_layout = dict(start.layout)
         return self._observation(), self._info()
 
     def step(self, action):
@@ -175,14 +210,7 @@ class FrankaFruitSwapEnv(gym.Env):
 
     def is_success(self) -> bool:
         """Both fruits rest (on the table, released) in the slot the other one started in."""
-        if not self.initial_layout:
-            return False
-        layout = self.current_layout()
-        swapped = layout["apple"] == self.initial_layout["orange"] and layout["orange"] == self.initial_layout["apple"]
-        if not swapped:
-            return False
-        # "Released": the gripper is open wider than the fruit it could be holding.
-        return self.scene.gripper_width() > 2 * max(FRUIT_RADIUS.values()) + 0.005
+        return swap_succeeded(self.scene, self.initial_layout)
 
     # ------------------------------------------------------------------ corruption (robustness evaluation)
     def _advance_corruption(self) -> None:

@@ -166,3 +166,51 @@ def fruit_lifted(env: Any) -> bool:
     from envs.franka_swap.scene import FRUIT_NAMES, FRUIT_RADIUS
 
     return any(env.scene.fruit_position(f)[2] > FRUIT_RADIUS[f] + 0.03 for f in FRUIT_NAMES)
+
+
+@dataclass
+class SwapTask:
+    """A fruit-swap episode run outside the env (the simulated robot behind ROS 2): where it starts, how far it got.
+
+    `for_seed(S)` starts as the env's episode `reset(seed=S)` does, so a run over the ROS 2 bridge and an
+    `eval teleop` episode with the same seed begin from the same layout. `watch(scene, time_s)`, called
+    periodically, records the most moves done and when the swap first succeeded (as the env's episode would
+    have ended there)."""
+
+    initial_layout: dict[str, str]
+    reset_options: dict[str, Any]
+    scene_seed: int
+    most_stages: int = 0
+    success_time_s: float | None = None
+
+    @classmethod
+    def for_seed(cls, seed: int) -> SwapTask:
+        from envs.franka_swap.env import episode_start
+
+        start = episode_start(seed)
+        return cls(start.layout, {"fruit_positions": start.fruit_positions}, start.scene_seed)
+
+    def watch(self, scene: Any, time_s: float) -> None:
+        from envs.franka_swap.env import swap_succeeded
+
+        if self.success_time_s is None and swap_succeeded(scene, self.initial_layout):
+            self.success_time_s = float(time_s)
+            self.most_stages = 3
+        elif self.most_stages < 3:
+            self.most_stages = max(self.most_stages, stages_done(self.initial_layout, self._layout(scene)))
+
+    def outcome(self, scene: Any) -> dict[str, Any]:
+        """Initial and final layout, most moves done (0-3), whether and when the swap succeeded."""
+        from envs.franka_swap.env import swap_succeeded
+
+        success_at_end = swap_succeeded(scene, self.initial_layout)
+        return {"initial_layout": dict(self.initial_layout), "final_layout": self._layout(scene),
+                "stages_completed": 3 if success_at_end else self.most_stages,
+                "success": self.success_time_s is not None or success_at_end, "success_time_s": self.success_time_s,
+                "success_at_end": success_at_end}
+
+    @staticmethod
+    def _layout(scene: Any) -> dict[str, str | None]:
+        from envs.franka_swap.scene import FRUIT_NAMES
+
+        return {fruit: scene.slot_of(fruit) for fruit in FRUIT_NAMES}

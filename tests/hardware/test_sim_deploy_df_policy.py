@@ -28,7 +28,7 @@ def test_deploy_runs_a_df_imitation_checkpoint_on_the_simulated_franka(netns_run
     sim_report, deploy_report = tmp_path / "sim.json", tmp_path / "deploy.json"
     script = (
         f"{cli} sim franka --duration 12 --seed 1 --report {sim_report} > {tmp_path}/sim.log 2>&1 & sim=$!; "
-        f"{cli} deploy ros2 --checkpoint {checkpoint} --duration 9 --param 'bridge.action_scale=[0.07, 0.2]' "
+        f"{cli} deploy ros2 --checkpoint {checkpoint} --duration 9 "
         f"--report {deploy_report} > {tmp_path}/deploy.log 2>&1; deploy=$?; wait $sim; echo rc $deploy $?"
     )
     proc = netns_run(["bash", "-c", script], timeout=150)
@@ -39,5 +39,12 @@ def test_deploy_runs_a_df_imitation_checkpoint_on_the_simulated_franka(netns_run
     deploy = json.loads(deploy_report.read_text())
     assert deploy["loop"]["commands"] > 5 and sim["targets_received"] > 5, logs
     assert deploy["safety"]["non_finite"] == 0, logs
+    # The bridge converts the actions with the policy's own units (the fruit-swap env's), with no --param.
+    assert deploy["config"]["resolved"]["bridge"]["action_scale"] == [0.07, 0.2], deploy["config"]
+    # The simulator started fruit-swap episode 1 as the env does and reports how far the swap got.
+    from envs.franka_swap.evaluation import SwapTask
+
+    assert sim["task"]["initial_layout"] == SwapTask.for_seed(1).initial_layout
+    assert sim["task"]["success"] is False and sim["task"]["stages_completed"] == 0
     moved = float(np.linalg.norm(np.asarray(sim["final_ee_position"]) - START))
     assert moved > 0.005, f"the arm did not follow the DF policy's commands (moved {moved:.4f} m)\n{logs}"

@@ -3,7 +3,9 @@ the scripted policies."""
 
 from __future__ import annotations
 
+import inspect
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,3 +65,40 @@ def test_replay_policy_repeats_its_last_action():
     assert [policy.act(observation)[0, 0] for _ in range(3)] == [0.1, 0.2, 0.2]
     policy.reset()
     assert policy.act(observation).shape == (2, 7)
+
+
+def test_shipped_names_resolve_and_directories_win(tmp_path, monkeypatch):
+    from df_agent.checkpoint import resolve_checkpoint, shipped_checkpoint
+
+    assert resolve_checkpoint("maze2d-umaze") == shipped_checkpoint("maze2d-umaze")
+    local = tmp_path / "maze2d-umaze"
+    local.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("maze2d-umaze") == Path("maze2d-umaze")  # a directory of that name wins
+    with pytest.raises(FileNotFoundError, match=r"shipped: .*maze2d-umaze"):
+        resolve_checkpoint("no-such-policy")
+    with pytest.raises(FileNotFoundError, match="neither a directory"):
+        resolve_checkpoint(tmp_path / "missing" / "maze2d-umaze")
+
+
+def test_df_imitation_action_units_are_the_fruit_swap_envs():
+    from envs.franka_swap.env import FrankaFruitSwapEnv
+    from policies.df_imitation import FRANKA_ACTION_UNITS, DFImitationPolicyConfig
+
+    defaults = inspect.signature(FrankaFruitSwapEnv).parameters
+    assert (defaults["pos_scale"].default, defaults["rot_scale"].default) == FRANKA_ACTION_UNITS
+    with pytest.raises(ValueError, match="action_units"):
+        DFImitationPolicyConfig(action_units=(0.07, 0.0))
+
+
+def test_deploy_takes_the_bridge_scale_from_the_policy_unless_given():
+    from df_agent.cli.deploy_ros2 import _with_policy_units
+
+    class Policy:
+        action_units = (0.07, 0.2)
+
+    assert _with_policy_units(Policy(), ["safety.enabled=true"]) == [
+        "safety.enabled=true", "bridge.action_scale=[0.07, 0.2]"]
+    given = ["bridge.action_scale=[0.01, 0.1]"]
+    assert _with_policy_units(Policy(), given) == given
+    assert _with_policy_units(object(), given[:0]) == []
