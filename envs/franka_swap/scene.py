@@ -229,6 +229,8 @@ class FrankaScene:
         ik: IKGains | None = None,
         visual_meshes: bool = False,
     ) -> None:
+        # Offscreen rendering without a display: EGL unless the user chose a backend (before mujoco is imported).
+        os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
 
         self._mj = mujoco
