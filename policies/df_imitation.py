@@ -280,7 +280,7 @@ def load_df_imitation_policy(checkpoint: str | Path, checkpoint_config: Mapping[
     unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise ValueError(f"unknown DF imitation policy settings {unknown}")
-    for key in ("action_low", "action_high"):
+    for key in ("action_low", "action_high", "action_units"):
         if settings.get(key) is not None:
             settings[key] = tuple(settings[key])
     return DFImitationPolicy(model, DFImitationPolicyConfig(**settings))

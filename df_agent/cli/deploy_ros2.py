@@ -48,12 +48,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="everything after it goes to ROS (e.g. --ros-args -p safety.enabled:=true -r __ns:=/arm), as in ros2 run",
     )
     parser.add_argument(
+        "--policy-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a policy setting of the checkpoint, e.g. --policy-param sampling_steps=10 (YAML value; "
+             "the settings are the policy config's fields, e.g. DFImitationPolicyConfig)",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a config key, e.g. --param safety.max_translation_per_step=0.01 (YAML value)",
     )
+
+
+def _parse_policy_params(items: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--policy-param {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(text)
+    return overrides
 
 
 def _parse_params(items: list[str]) -> list:
@@ -111,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
         from df_agent.checkpoint import resolve_checkpoint
 
         args.checkpoint = resolve_checkpoint(args.checkpoint)
-        policy = load_policy(args.checkpoint)
+        policy = load_policy(args.checkpoint, **_parse_policy_params(args.policy_param))
     else:
+        if args.policy_param:
+            raise ValueError("--policy-param needs --checkpoint (the scripted reach policy has no such settings)")
         policy = ReachTargetPolicy(args.reach_target, horizon=args.reach_horizon)
     if args.added_latency > 0:
         policy = DelayedPolicy(policy, args.added_latency)

@@ -102,3 +102,18 @@ def test_deploy_takes_the_bridge_scale_from_the_policy_unless_given():
     given = ["bridge.action_scale=[0.01, 0.1]"]
     assert _with_policy_units(Policy(), given) == given
     assert _with_policy_units(object(), given[:0]) == []
+
+
+def test_deploy_policy_params_reach_the_policy_and_unknown_ones_are_refused(tmp_path):
+    from df_agent.checkpoint import save_checkpoint
+    from df_agent.cli.deploy_ros2 import _parse_policy_params
+    from tests.imitation.imitation_helpers import fitted_model, tiny_config
+
+    checkpoint = save_checkpoint(tmp_path / "df_policy", fitted_model(tiny_config(image_size=16)))
+    overrides = _parse_policy_params(["sampling_steps=7", "schedule=pyramid", "action_units=[0.05, 0.1]"])
+    policy = load_policy(checkpoint, **overrides)
+    assert (policy.config.sampling_steps, policy.config.schedule, policy.action_units) == (7, "pyramid", (0.05, 0.1))
+    with pytest.raises(ValueError, match="unknown DF imitation policy settings"):
+        load_policy(checkpoint, **_parse_policy_params(["samplng_steps=7"]))
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _parse_policy_params(["sampling_steps"])
