@@ -5,7 +5,8 @@ starts the env's episode SEED (`sim franka --seed SEED`) and the policy node dri
 The table gives per episode the swap's outcome (from the simulator's report) and the loop's timing (from the
 deploy report), then the totals: success rate, loop rate, jitter, deadline misses, policy latency p50/p95.
 
-    python scripts/franka_bridge_episodes.py --checkpoint franka-swap --seeds 10000-10009 --out runs/bridge
+    python scripts/franka_bridge_episodes.py --checkpoint franka-swap --seeds 10000-10009 \
+        --policy-param horizon_tokens=2 --out runs/bridge
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ def parse_seeds(text: str) -> list[int]:
     return list(range(int(first), int(last) + 1)) if last else [int(first)]
 
 
-def run_episode(checkpoint: str, seed: int, duration: float, out: Path, extra: list[str]) -> dict:
+def run_episode(checkpoint: str, seed: int, duration: float, out: Path, extra: list[str],
+                policy_params: list[str]) -> dict:
     cli = f"{shlex.quote(sys.executable)} -m df_agent.cli.main -q"
     sim, deploy = out / f"sim_{seed}.json", out / f"deploy_{seed}.json"
-    params = " ".join(f"--param {shlex.quote(p)}" for p in extra)
+    params = " ".join([f"--param {shlex.quote(p)}" for p in extra]
+                      + [f"--policy-param {shlex.quote(p)}" for p in policy_params])
     # The simulator runs a few seconds longer than the policy, so it is up before the node and reports after.
     script = (f"{cli} sim franka --seed {seed} --duration {duration + 8:.0f} --report {sim} > {out}/sim_{seed}.log "
               f"2>&1 & s=$!; sleep 2; {cli} deploy ros2 --checkpoint {shlex.quote(checkpoint)} --duration {duration} "
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="10000-10009", help="FIRST-LAST (inclusive) or one seed")
     parser.add_argument("--duration", type=float, default=50.0, help="seconds the policy drives each episode")
     parser.add_argument("--param", action="append", default=[], help="deploy ros2 --param KEY=VALUE")
+    parser.add_argument("--policy-param", action="append", default=[],
+                        help="deploy ros2 --policy-param KEY=VALUE (e.g. horizon_tokens=2)")
     parser.add_argument("--out", type=Path, required=True, help="directory for reports, logs and summary.json")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| seed | success | time to success (s) | stages | loop Hz | jitter ms | misses | latency p50/p95 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for seed in parse_seeds(args.seeds):
-        episode = run_episode(args.checkpoint, seed, args.duration, args.out, args.param)
+        episode = run_episode(args.checkpoint, seed, args.duration, args.out, args.param, args.policy_param)
         episodes.append(episode)
         loop = episode["loop"]
         print(f"| {seed} | {episode['success']} | {episode['success_time_s']} | {episode['stages_completed']} | "
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{loop['policy_latency_p50_ms']}/{loop['policy_latency_p95_ms']} |", flush=True)
     loops = [e["loop"] for e in episodes]
     summary = {
-        "checkpoint": args.checkpoint, "duration_s": args.duration, "episodes": len(episodes),
+        "checkpoint": args.checkpoint, "policy_params": args.policy_param,
+        "duration_s": args.duration, "episodes": len(episodes),
         "successes": sum(e["success"] for e in episodes),
         "success_rate": sum(e["success"] for e in episodes) / len(episodes),
         "mean_stages": float(np.mean([e["stages_completed"] for e in episodes])),
