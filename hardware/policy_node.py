@@ -12,8 +12,9 @@ Names follow ROS conventions: topics are relative (resolved in the node's namesp
 __ns:=/arm` moves them all) and the safety events are private (`~/safety_events`).
 
 Threads: subscription callbacks run in a reentrant callback group and only write the timestamped caches;
-the control timer runs in its own mutually exclusive group (MultiThreadedExecutor); the policy samples its
-chunks in the `ActionScheduler`'s worker thread. So a slow policy blocks neither message intake nor the tick,
+the control timer runs in its own mutually exclusive group (so it may run beside them on a MultiThreadedExecutor;
+`df-agent deploy ros2` spins a SingleThreadedExecutor by default); the policy samples its chunks in the
+`ActionScheduler`'s worker thread. So a slow policy blocks neither message intake nor the tick,
 and each tick sees one consistent snapshot.
 
 `report()` has the whole session: timing over every activation and the counts of every safety rule, kept

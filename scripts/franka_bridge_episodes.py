@@ -27,7 +27,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_episode(checkpoint: str, seed: int, duration: float, out: Path, extra: list[str],
-                policy_params: list[str]) -> dict:
+                policy_params: list[str], executor: str = "single") -> dict:
     cli = f"{shlex.quote(sys.executable)} -m df_agent.cli.main -q"
     sim, deploy = out / f"sim_{seed}.json", out / f"deploy_{seed}.json"
     params = " ".join([f"--param {shlex.quote(p)}" for p in extra]
@@ -35,7 +35,8 @@ def run_episode(checkpoint: str, seed: int, duration: float, out: Path, extra: l
     # The simulator runs a few seconds longer than the policy, so it is up before the node and reports after.
     script = (f"{cli} sim franka --seed {seed} --duration {duration + 8:.0f} --report {sim} > {out}/sim_{seed}.log "
               f"2>&1 & s=$!; sleep 2; {cli} deploy ros2 --checkpoint {shlex.quote(checkpoint)} --duration {duration} "
-              f"{params} --report {deploy} > {out}/deploy_{seed}.log 2>&1; d=$?; wait $s; echo rc $d $?")
+              f"--executor {executor} {params} --report {deploy} > {out}/deploy_{seed}.log 2>&1; d=$?; "
+              f"wait $s; echo rc $d $?")
     proc = subprocess.run([sys.executable, "-m", "hardware.netns", "bash", "-c", script], capture_output=True,
                           text=True, timeout=duration + 120)
     if not proc.stdout.strip().endswith("rc 0 0"):
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--param", action="append", default=[], help="deploy ros2 --param KEY=VALUE")
     parser.add_argument("--policy-param", action="append", default=[],
                         help="deploy ros2 --policy-param KEY=VALUE (e.g. horizon_tokens=2)")
+    parser.add_argument("--executor", default="single", help="deploy ros2 --executor (multi, single, events)")
     parser.add_argument("--out", type=Path, required=True, help="directory for reports, logs and summary.json")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| seed | success | time to success (s) | stages | loop Hz | jitter ms | misses | latency p50/p95 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for seed in parse_seeds(args.seeds):
-        episode = run_episode(args.checkpoint, seed, args.duration, args.out, args.param, args.policy_param)
+        episode = run_episode(args.checkpoint, seed, args.duration, args.out, args.param, args.policy_param,
+                              args.executor)
         episodes.append(episode)
         loop = episode["loop"]
         print(f"| {seed} | {episode['success']} | {episode['success_time_s']} | {episode['stages_completed']} | "
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{loop['policy_latency_p50_ms']}/{loop['policy_latency_p95_ms']} |", flush=True)
     loops = [e["loop"] for e in episodes]
     summary = {
-        "checkpoint": args.checkpoint, "policy_params": args.policy_param,
+        "checkpoint": args.checkpoint, "policy_params": args.policy_param, "executor": args.executor,
         "duration_s": args.duration, "episodes": len(episodes),
         "successes": sum(e["success"] for e in episodes),
         "success_rate": sum(e["success"] for e in episodes) / len(episodes),

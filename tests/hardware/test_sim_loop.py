@@ -175,3 +175,22 @@ def test_sim_cli_rejects_a_camera_the_scene_lacks(netns_run, tmp_path):
     )
     assert proc.returncode == 1
     assert "topics.cameras names camera 'top', which the simulator lacks" in proc.stderr
+
+
+@pytest.mark.parametrize("executor", ["multi", "events"])
+def test_deploy_closes_the_loop_on_each_rclpy_executor(netns_run, tmp_path, executor):
+    # The default (`single`) is exercised by the tests above; the others must work the same way.
+    cli = f"{shlex.quote(sys.executable)} -m df_agent.cli.main"
+    sim_report, deploy_report = tmp_path / "sim.json", tmp_path / "deploy.json"
+    script = (
+        f"{cli} sim franka --duration 9 --report {sim_report} > {tmp_path}/sim.log 2>&1 & sim=$!; "
+        f"{cli} deploy ros2 --reach-target {' '.join(map(str, TARGET))} --executor {executor} --duration 6 "
+        f"--report {deploy_report} > {tmp_path}/deploy.log 2>&1; deploy=$?; wait $sim; echo rc $deploy $?"
+    )
+    proc = netns_run(["bash", "-c", script], timeout=120)
+    logs = (tmp_path / "sim.log").read_text()[-3000:] + (tmp_path / "deploy.log").read_text()[-3000:]
+    assert proc.stdout.strip().endswith("rc 0 0"), f"{proc.stdout}\n{proc.stderr}\n{logs}"
+    deploy, sim = json.loads(deploy_report.read_text()), json.loads(sim_report.read_text())
+    assert deploy["executor"] == executor and deploy["loop"]["commands"] > 5
+    final = np.asarray(sim["final_ee_position"])
+    assert np.linalg.norm(final - TARGET) < 0.02, f"arm ended at {final}, policy target {TARGET}\n{logs}"
