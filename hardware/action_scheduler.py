@@ -5,9 +5,13 @@ CPU) runs in one worker thread, so a slow policy cannot slow the tick. Timing fo
 real-robot loop and LeRobot's asynchronous inference:
 
 - A request carries the observation of tick n; the chunk it returns is stamped with n, and its action i is
-  meant for tick n + 1 + i (the first tick after the observation).
-- A chunk that arrives at tick k > n + 1 is late by k - (n + 1) ticks: that many leading actions are stale and
-  dropped; the rest replace the plan from tick k on. Nothing is ever executed late, and since every tick pops
+  meant for tick n + 1 + i (the first tick after the observation). A policy whose chunks start at their
+  observation's own tick (`chunk_starts_at_observation = True`: the DF imitation policy, trained on tokens
+  whose first action follows the observation at once) has action i meant for tick n + i instead; since no
+  answer arrives before tick n + 1, its first action is always trimmed, and the control loop's catch-up onto
+  the chunk's path (control_loop.py) keeps the arm on the chunk's own timeline.
+- A chunk that arrives at tick k after its start tick s is late by k - s ticks: that many leading actions are
+  stale and dropped; the rest replace the plan from tick k on. Nothing is ever executed late, and since every tick pops
   at most the one action meant for it, no action is published twice.
 - The next chunk is requested while the current one executes: when what is left of the plan covers no more
   than the measured latency (a high quantile of recent latencies, in ticks) plus a margin, or, for a policy
@@ -45,12 +49,13 @@ LATENCY_QUANTILE = 0.9
 @dataclass(frozen=True)
 class Chunk:
     observation_tick: int
-    actions: np.ndarray  # [T, A], policy units; action i is for tick observation_tick + 1 + i
+    actions: np.ndarray  # [T, A], policy units; action i is for tick observation_tick + start_offset + i
     latency_s: float
+    start_offset: int = 1  # 0 for a policy whose chunks start at their observation's own tick
 
     @property
     def start_tick(self) -> int:
-        return self.observation_tick + 1
+        return self.observation_tick + self.start_offset
 
 
 @dataclass
@@ -99,6 +104,7 @@ class ChunkWorker:
     def __init__(self, policy: Any, name: str = "df-agent-policy-worker") -> None:
         self.policy = policy
         self._sample, self.replan_every = chunk_interface(policy)
+        self.start_offset = 0 if getattr(policy, "chunk_starts_at_observation", False) else 1
         self._jobs: queue.Queue = queue.Queue()
         self._results: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -154,7 +160,8 @@ class ChunkWorker:
                 log.exception("policy failed to sample a chunk")
                 self._results.put((generation, "error", error))
                 continue
-            self._results.put((generation, "chunk", Chunk(tick, actions, time.perf_counter() - started)))
+            self._results.put((generation, "chunk", Chunk(tick, actions, time.perf_counter() - started,
+                                                                  self.start_offset)))
 
 
 class ActionScheduler:
@@ -168,6 +175,7 @@ class ActionScheduler:
         self.margin_ticks = int(margin_ticks)
         self.worker = ChunkWorker(policy)
         self.replan_every = self.worker.replan_every
+        self.start_offset = self.worker.start_offset
         self.counts = {"chunks": 0, "late_chunks": 0, "stale_chunks": 0, "trimmed_actions": 0, "starved_ticks": 0,
                        "policy_errors": 0, "policy_stalls": 0}
         self.latencies: list[float] = []

@@ -92,12 +92,15 @@ class ControlLoop:
 
         step = self.scheduler.step(tick, observe)
         result = TickResult(SafetyDecision(None, None), tick, levels, step.chunk_latency_s, step.trimmed)
+        # A chunk observed now starts from where the arm is commanded at the observation: before this tick's
+        # command for a chunk whose first action is meant for this tick, after it otherwise.
+        starts_now = self.scheduler.start_offset == 0
+        before = measured if self.config.bridge.delta_base == "measured" or self.base is None else self.base
         try:
             self._decide(step, measured, snapshot.time, result)
         finally:
-            # A chunk observed now starts from where this tick leaves the arm commanded.
             measured_base = self.config.bridge.delta_base == "measured" or self.base is None
-            self._anchors[tick] = measured if measured_base else self.base
+            self._anchors[tick] = before if starts_now else (measured if measured_base else self.base)
             self._anchors.pop(tick - ANCHOR_TICKS, None)
         return result
 

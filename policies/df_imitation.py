@@ -57,6 +57,10 @@ class DFImitationPolicyConfig:
     # Metres and radians per unit of the translation / rotation actions: those of the env the demos were recorded
     # in (FrankaFruitSwap-v0's pos_scale and rot_scale). The ROS 2 bridge converts the actions with them.
     action_units: tuple[float, float] = FRANKA_ACTION_UNITS
+    # Real-time timing (hardware.action_scheduler): a token's first action follows its observation at once, as
+    # in the demos, so on a robot a chunk's action i is meant for the observation's tick + i; the first one, not
+    # ready in time, is trimmed and the arm catches up onto the chunk's path. False: action i at tick + 1 + i.
+    chunk_starts_at_observation: bool = True
 
     def __post_init__(self) -> None:
         if len(self.action_units) != 2 or not all(float(u) > 0 for u in self.action_units):
@@ -126,6 +130,10 @@ class DFImitationPolicy:
         action = self.queue[:, self.step_in_chunk]
         self.step_in_chunk += 1
         return action.cpu().numpy().astype(np.float32)
+
+    @property
+    def chunk_starts_at_observation(self) -> bool:
+        return bool(self.config.chunk_starts_at_observation)
 
     @property
     def replan_every(self) -> int:

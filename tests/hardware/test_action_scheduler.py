@@ -258,3 +258,24 @@ def test_tick_clock_skips_a_missed_tick():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="period_s and stall_timeout_s must be > 0"):
         ActionScheduler(FailsAfter(1), period_s=0.0, stall_timeout_s=1.0)
+
+
+class StartsAtObservation(StampedChunks):
+    """Chunks trained to start at their observation's own tick (as the DF imitation policy's tokens)."""
+
+    chunk_starts_at_observation = True
+
+
+def test_a_chunk_that_starts_at_its_observation_loses_its_first_action_and_stays_on_its_timeline():
+    scheduler = scheduler_for(StartsAtObservation(length=5))
+    try:
+        assert scheduler.start_offset == 0
+        step_and_wait(scheduler, 0)
+        # Action i is meant for tick 0 + i; at tick 1 (the first tick an answer can reach) action 1 runs.
+        at_one = scheduler.step(1, observe_tick(1))
+        assert at_one.trimmed == 1 and at_one.action[:2].tolist() == [0, 1]
+        assert scheduler.step(2, observe_tick(2)).action[:2].tolist() == [0, 2]
+        assert scheduler.counts["late_chunks"] == 1 and scheduler.counts["trimmed_actions"] == 1
+    finally:
+        scheduler.close()
+    assert scheduler_for(StampedChunks(length=5)).start_offset == 1  # the default: the tick after

@@ -224,3 +224,31 @@ def test_a_late_chunk_resumes_on_its_planned_path_not_from_scratch():
         assert tick(loop, 10.5).decision.target.position == pytest.approx([0.55, 0, 0.4])
     finally:
         loop.close()
+
+
+def test_a_chunk_starting_at_its_observation_catches_up_onto_its_path():
+    """Ten 1 cm steps in +x meant for ticks 0..9 of their observation at tick 0: tick 0 cannot use them, so
+    tick 1 commands the plan's pose for tick 1 (2 cm from the pose commanded at the observation), then 3 cm."""
+
+    class StepsFromObservation:
+        chunk_starts_at_observation = True
+
+        def reset(self, num_envs=None, **kwargs):
+            pass
+
+        def sample_chunk(self, observation, noise_level=0):
+            chunk = np.zeros((1, 10, 7))
+            chunk[0, :, 0] = 0.01
+            chunk[0, :, 6] = 1.0
+            return chunk
+
+    loop = ControlLoop(CONFIG, StepsFromObservation())
+    loop.reset()
+    try:
+        assert tick(loop, 10.0).decision.target is None
+        first = tick(loop, 10.1)
+        assert first.trimmed == 1 and first.decision.events == []
+        assert first.decision.target.position == pytest.approx([0.52, 0, 0.4])
+        assert tick(loop, 10.2).decision.target.position == pytest.approx([0.53, 0, 0.4])
+    finally:
+        loop.close()

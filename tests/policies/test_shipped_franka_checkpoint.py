@@ -21,6 +21,7 @@ def test_shipped_franka_swap_checkpoint_loads_by_name_with_a_model_card():
     policy = load_policy(checkpoint, kind="df_imitation")
     assert isinstance(policy, DFImitationPolicy) and policy.config.memory
     assert policy.action_units == (0.07, 0.2)
+    assert policy.chunk_starts_at_observation  # on a robot its chunks run on their own timeline (docs/ros2.md)
 
 
 def test_shipped_policy_picks_up_fruit_in_the_simulated_swap():
