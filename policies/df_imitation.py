@@ -44,6 +44,9 @@ FRANKA_ACTION_UNITS = (0.07, 0.2)  # envs.franka_swap.env.FrankaFruitSwapEnv pos
 class DFImitationPolicyConfig:
     schedule: str = "autoregressive"  # scheduling matrix of the sampled tokens: "autoregressive" or "pyramid"
     horizon_tokens: int = 1  # tokens sampled at each chunk boundary (the first one's actions are executed)
+    # Tokens `sample_chunk` (the robot's real-time path) samples at least: the second token's actions cover the
+    # ticks while the next chunk is computed, so a policy on a robot needs >= 2 (docs/ros2.md).
+    realtime_tokens: int = 2
     sampling_steps: int = 25  # the paper's robot setting
     uncertainty_scale: float = 1.0  # pyramid only
     eta: float = 0.0
@@ -67,9 +70,9 @@ class DFImitationPolicyConfig:
             raise ValueError(f"action_units must be two positive numbers (metres, radians), got {self.action_units}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.horizon_tokens < 1 or self.sampling_steps < 1:
-            raise ValueError(f"horizon_tokens and sampling_steps must be >= 1, got {self.horizon_tokens}, "
-                             f"{self.sampling_steps}")
+        if self.horizon_tokens < 1 or self.sampling_steps < 1 or self.realtime_tokens < 1:
+            raise ValueError(f"horizon_tokens, realtime_tokens and sampling_steps must be >= 1, got "
+                             f"{self.horizon_tokens}, {self.realtime_tokens}, {self.sampling_steps}")
         if (self.action_low is None) != (self.action_high is None):
             raise ValueError("give both action_low and action_high, or neither")
 
@@ -88,7 +91,8 @@ class DFImitationPolicy:
         if not 0 <= self.corrupted_level <= self.num_levels:
             raise ValueError(f"corrupted_level must be in 0..{self.num_levels}, got {self.corrupted_level}")
         self.horizon = cfg.actions_per_token
-        self.levels = self._levels_matrix()
+        self.levels = self._levels_matrix(self.config.horizon_tokens)
+        self.realtime_levels = self._levels_matrix(max(self.config.horizon_tokens, self.config.realtime_tokens))
         if self.config.action_low is not None:
             low, high = np.asarray(self.config.action_low), np.asarray(self.config.action_high)
             if low.shape != (cfg.action_dim,) or high.shape != (cfg.action_dim,):
@@ -98,8 +102,8 @@ class DFImitationPolicy:
         self.num_envs: int | None = None
         self.reset()
 
-    def _levels_matrix(self) -> Tensor:
-        steps, tokens = self.config.sampling_steps, self.config.horizon_tokens
+    def _levels_matrix(self, tokens: int) -> Tensor:
+        steps = self.config.sampling_steps
         if self.config.schedule == "pyramid":
             matrix = pyramid(tokens, steps, self.config.uncertainty_scale)
         else:
@@ -142,8 +146,8 @@ class DFImitationPolicy:
 
     def sample_chunk(self, observation: Mapping[str, Any], noise_level: Any = 0,
                      executed: Any = None) -> np.ndarray:
-        """Real-time use (hardware.action_scheduler): `[N, horizon_tokens * H, A]`, the actions of every sampled
-        token, for the ticks after `observation`.
+        """Real-time use (hardware.action_scheduler): `[N, T * H, A]`, the actions of every sampled token
+        (T = max(horizon_tokens, realtime_tokens)), from the tick of `observation` on.
 
         `executed` (`[N, T, A]` or `[T, A]`, policy units) are the actions the robot executed since the previous
         call's observation; they form the action part of this observation's token, so the memory holds what
@@ -163,7 +167,7 @@ class DFImitationPolicy:
                 hold[..., -1] = actions[:, :1, -1]
                 actions = np.concatenate([np.repeat(hold, self.horizon - actions.shape[1], axis=1), actions], axis=1)
             self.queue = torch.as_tensor(np.ascontiguousarray(actions), device=self.device)
-        self._replan(observation, noise_level)
+        self._replan(observation, noise_level, self.realtime_levels)
         self.step_in_chunk = self.horizon  # a later act() starts a new chunk
         chunk = self.last_plan["actions"]  # [N, tokens, H, A]
         chunk = chunk.reshape(chunk.shape[0], -1, chunk.shape[-1])
@@ -209,7 +213,7 @@ class DFImitationPolicy:
         return levels
 
     @torch.no_grad()
-    def _replan(self, observation: Mapping[str, Any], noise_level: Any) -> None:
+    def _replan(self, observation: Mapping[str, Any], noise_level: Any, levels_matrix: Tensor | None = None) -> None:
         model, cfg, n = self.model, self.model.config, self.num_envs
         device = self.device
         images = torch.stack([resize_frames(np.asarray(observation[c]), cfg.image_size) for c in cfg.cameras], 1)
@@ -240,7 +244,8 @@ class DFImitationPolicy:
         latents, _ = model.forward_sequence(z_prev, fed, levels)
         self.latent = latents[:, -1]
 
-        result = sample(model, self.levels, self.latent, config=SamplerConfig(eta=self.config.eta),
+        levels_matrix = self.levels if levels_matrix is None else levels_matrix
+        result = sample(model, levels_matrix, self.latent, config=SamplerConfig(eta=self.config.eta),
                         generator=self.generator)
         parts = model.split_tokens(result.tokens)
         chunk = parts["actions"][:, 0]

@@ -5,8 +5,7 @@ starts the env's episode SEED (`sim franka --seed SEED`) and the policy node dri
 The table gives per episode the swap's outcome (from the simulator's report) and the loop's timing (from the
 deploy report), then the totals: success rate, loop rate, jitter, deadline misses, policy latency p50/p95.
 
-    python scripts/franka_bridge_episodes.py --checkpoint franka-swap --seeds 10000-10009 \
-        --policy-param horizon_tokens=2 --out runs/bridge
+    python scripts/franka_bridge_episodes.py --checkpoint franka-swap --seeds 10000-10009 --out runs/bridge
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=50.0, help="seconds the policy drives each episode")
     parser.add_argument("--param", action="append", default=[], help="deploy ros2 --param KEY=VALUE")
     parser.add_argument("--policy-param", action="append", default=[],
-                        help="deploy ros2 --policy-param KEY=VALUE (e.g. horizon_tokens=2)")
+                        help="deploy ros2 --policy-param KEY=VALUE (e.g. sampling_steps=10)")
     parser.add_argument("--executor", default="single", help="deploy ros2 --executor (multi, single, events)")
     parser.add_argument("--out", type=Path, required=True, help="directory for reports, logs and summary.json")
     args = parser.parse_args(argv)

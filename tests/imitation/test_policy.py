@@ -186,3 +186,19 @@ def test_sample_chunk_returns_every_sampled_token_and_feeds_back_what_was_execut
     assert fed[0].tolist() == [0, 0, 0, 0, 0, 0, 1], "fewer than H executed: padded in front with a hold"
     np.testing.assert_allclose(fed[1:], executed)
     assert policy.replans == 2
+
+
+def test_the_real_time_path_samples_at_least_realtime_tokens_while_act_samples_horizon_tokens():
+    policy = make_policy()  # horizon_tokens 1, realtime_tokens 2 (the defaults)
+    policy.reset(num_envs=1)
+    h = policy.horizon
+    assert policy.sample_chunk(observation(1, 0)).shape == (1, 2 * h, 7)  # the 2nd token covers the next latency
+    assert policy.last_plan["actions"].shape[1] == 2
+    policy.reset(num_envs=1)
+    policy.act(observation(1, 0))
+    assert policy.last_plan["actions"].shape[1] == 1  # the env evaluation samples only the token it executes
+    single = make_policy(realtime_tokens=1)
+    single.reset(num_envs=1)
+    assert single.sample_chunk(observation(1, 0)).shape == (1, h, 7)
+    with pytest.raises(ValueError, match="realtime_tokens"):
+        make_policy(realtime_tokens=0)
