@@ -94,15 +94,17 @@ class ControlLoop:
         result = TickResult(SafetyDecision(None, None), tick, levels, step.chunk_latency_s, step.trimmed)
         # A chunk observed now starts from where the arm is commanded at the observation: before this tick's
         # command for a chunk whose first action is meant for this tick, after it otherwise.
-        starts_now = self.scheduler.start_offset == 0
-        before = measured if self.config.bridge.delta_base == "measured" or self.base is None else self.base
+        before = self._anchor(measured)
         try:
             self._decide(step, measured, snapshot.time, result)
         finally:
-            measured_base = self.config.bridge.delta_base == "measured" or self.base is None
-            self._anchors[tick] = before if starts_now else (measured if measured_base else self.base)
+            self._anchors[tick] = before if self.scheduler.start_offset == 0 else self._anchor(measured)
             self._anchors.pop(tick - ANCHOR_TICKS, None)
         return result
+
+    def _anchor(self, measured: Pose) -> Pose:
+        """Where deltas start now: the measured pose, or the last commanded target with `delta_base: commanded`."""
+        return measured if self.config.bridge.delta_base == "measured" or self.base is None else self.base
 
     def _decide(self, step: Any, measured: Pose, now: float, result: TickResult) -> None:
         if step.events:
