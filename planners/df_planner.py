@@ -300,13 +300,16 @@ class DFPlanner:
             return softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
         return goal_reward(frames_xy, goal)
 
-    def guidance_fn(self, goal: Tensor):
+    def guidance_fn(self, goal: Tensor, weight: Tensor | None = None):
+        """The sampler's guidance: the goal reward of the plans' clean estimates, times a per-plan weight [B]
+        (None = 1) that scales that plan's guidance step."""
         batch = goal.shape[0]
 
         def reward(x0_hat: Tensor) -> Tensor:
             copies = x0_hat.shape[0] // batch  # Monte Carlo Guidance stacks the futures along the batch
             frames = self._frames(x0_hat)
-            return self.goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
+            value = self.goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
+            return value if weight is None else value * weight.repeat(copies).to(value.dtype)
 
         return reward
 
@@ -331,7 +334,9 @@ class DFPlanner:
         horizon: int | None = None,
         history: History | None = None,
         noise_level: int | np.ndarray = 0,
+        guidance_weight: np.ndarray | None = None,
     ) -> Plan:
+        """guidance_weight: optional per-env factor [B] >= 0 on the guidance scale (MPCPolicy's stall back-off)."""
         started = time.perf_counter()
         raw = np.array(observation, dtype=np.float64, copy=True)
         if raw.ndim != 2 or raw.shape[1] != OBS_DIM:
@@ -346,9 +351,14 @@ class DFPlanner:
             raise ValueError(f"horizon must be >= 1 token, got {horizon}")
         goal_tensor = None if goal is None else self._tensor(goal, "goal", (batch, 2))
         matrix = self.levels_matrix(horizon)
+        weight = None
+        if guidance_weight is not None:
+            weight = self._tensor(guidance_weight, "guidance_weight", (batch,))
+            if bool((weight < 0).any()):
+                raise ValueError(f"guidance_weight must be >= 0 per env, got {guidance_weight}")
         guidance = None
         if goal_tensor is not None and self.config.sampler_config().guidance_scale != 0.0:
-            guidance = self.guidance_fn(goal_tensor)
+            guidance = self.guidance_fn(goal_tensor, weight)
         with self._autocast(), torch.no_grad():
             z_start = self._start_latent(obs, levels, history)
         with self._autocast():

@@ -21,6 +21,7 @@ evaluation runner steps them). The runner announces each batch of episodes with
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections import deque
@@ -31,6 +32,7 @@ import numpy as np
 from planners.base import Plan, Planner
 from planners.maze2d_tokens import frames_to_tokens
 from policies.corruption import noise_level_for_std
+from policies.stall_backoff import StallBackoff
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class MPCPolicy:
         predicted_obs_level: int = DEFAULT_PREDICTED_OBS_LEVEL,
         context: str = "observation",
         history_tokens: int | None = None,
+        stall_backoff: StallBackoff | dict | float | None = None,
     ) -> None:
         """replan_every: env steps between plans (None: plan once, replan only when the plan runs out).
         max_horizon: cap on the planned tokens (None: the rest of the episode).
@@ -70,7 +73,9 @@ class MPCPolicy:
         "history" runs the episode's executed tokens (observations as seen, actions as executed, each token at
         the highest level of its frames' flags) through the latent from the episode's first observation, so
         observations flagged noisy are filtered over time by the model (the Bayes-filter view of section 4.4).
-        history_tokens: keep only the last N executed tokens in "history" mode (None: the whole episode)."""
+        history_tokens: keep only the last N executed tokens in "history" mode (None: the whole episode).
+        stall_backoff: scale an environment's goal guidance down when the observation refutes the last plan's
+        prediction (policies/stall_backoff.py; None = off). Needs a planner whose plan() takes guidance_weight."""
         if replan_every is not None and replan_every < 1:
             raise ValueError(f"replan_every must be >= 1 env step or None, got {replan_every}")
         if execution not in EXECUTIONS:
@@ -94,6 +99,17 @@ class MPCPolicy:
             raise ValueError(f"history_tokens must be >= 1 or None, got {history_tokens}")
         self.context = context
         self.history_tokens = history_tokens
+        self.stall_backoff = StallBackoff.from_value(stall_backoff)
+        if self.stall_backoff is not None:
+            if execution != "actions":
+                raise ValueError("stall_backoff compares the observation with the plan's prediction of the executed "
+                                 f"actions, so it needs execution='actions', got {execution!r}")
+            if "guidance_weight" not in inspect.signature(planner.plan).parameters:
+                raise ValueError(f"stall_backoff needs a planner whose plan() takes guidance_weight; "
+                                 f"{type(planner).__name__} does not")
+        self.guidance_weight: np.ndarray | None = None  # per env, with stall_backoff
+        self._plan_start_xy: np.ndarray | None = None  # where the current plan was made from (stall_backoff)
+        self.stall_events = 0  # replans at which an environment's guidance was backed off (this batch)
         self._frames: list[np.ndarray] = []  # per executed step: [B, obs + action] frame [o_{t+1}, a_t]
         self._frame_levels: list[np.ndarray] = []  # per executed step: [B] level of o_{t+1}
         self._start: tuple[np.ndarray, np.ndarray] | None = None  # first observation [B, obs] and its level [B]
@@ -123,6 +139,7 @@ class MPCPolicy:
         predicted_obs_level: int | None = None,
         context: str = "observation",
         history_tokens: int | None = None,
+        stall_backoff: StallBackoff | dict | float | None = None,
         **planner_overrides: Any,
     ) -> MPCPolicy:
         """The policy of a named planner preset (see `planners.baselines.PRESETS`); `planner_overrides` replace
@@ -140,7 +157,7 @@ class MPCPolicy:
         if predicted_obs_level is not None:
             options["predicted_obs_level"] = predicted_obs_level
         return cls(planner, cadence, execution=preset.execution, max_horizon=max_horizon, context=context,
-                   history_tokens=history_tokens, **options)
+                   history_tokens=history_tokens, stall_backoff=stall_backoff, **options)
 
     @property
     def frame_stack(self) -> int:
@@ -185,6 +202,9 @@ class MPCPolicy:
         self.plan_step = 0
         self.replans = 0
         self.predicted_substitutions = 0
+        self.guidance_weight = None
+        self._plan_start_xy = None
+        self.stall_events = 0
         self.plan_log.clear()
         self._frames, self._frame_levels, self._start, self._last_action = [], [], None, None
         # Seed the planner from the batch's first episode seed, so a seeded evaluation is reproducible.
@@ -252,8 +272,11 @@ class MPCPolicy:
             self._record(observation, noise_level)
         if needs_plan:
             history, plan_level = self._history() if self.context == "history" else (None, noise_level)
+            extra: dict[str, Any] = {}
+            if self.stall_backoff is not None:
+                extra["guidance_weight"] = self._back_off(observation)
             self.current_plan = self.planner.plan(observation, self.goals, self.horizon_tokens(),
-                                                  history=history, noise_level=plan_level)
+                                                  history=history, noise_level=plan_level, **extra)
             if self.current_plan.num_envs != batch:
                 raise ValueError(f"planner returned {self.current_plan.num_envs} plans for {batch} envs")
             self.plan_step = self.step
@@ -270,6 +293,25 @@ class MPCPolicy:
         actions = np.clip(actions, -self.action_limit, self.action_limit).astype(np.float32)
         self._last_action = actions.astype(np.float64)
         return actions
+
+    def _back_off(self, observation: np.ndarray) -> np.ndarray:
+        """Per-env guidance weights for the next plan, from the progress towards the goal each ball made since the
+        current plan was made against the progress that plan predicted (frame offset - 1 predicts this
+        observation). Without goals there is no guidance to scale."""
+        batch = observation.shape[0]
+        if self.guidance_weight is None or self.guidance_weight.shape[0] != batch:
+            self.guidance_weight = np.ones(batch)
+        if (self.goals is not None and self.current_plan is not None and self._plan_start_xy is not None
+                and self.step > self.plan_step):
+            offset = min(self.step - self.plan_step, self.current_plan.num_steps)
+            predicted = self.current_plan.observations[:, offset - 1, :2]
+            before = np.linalg.norm(self._plan_start_xy - self.goals, axis=1)
+            progress = before - np.linalg.norm(observation[:, :2] - self.goals, axis=1)
+            planned = before - np.linalg.norm(predicted - self.goals, axis=1)
+            self.guidance_weight, refused = self.stall_backoff.update(self.guidance_weight, progress, planned)
+            self.stall_events += int(refused.sum())
+        self._plan_start_xy = observation[:, :2].copy()
+        return self.guidance_weight.copy()
 
     def _record(self, observation: np.ndarray, noise_level: int | np.ndarray) -> None:
         """History mode: this observation completes the previous step's frame [o_{t+1}, a_t]."""

@@ -54,6 +54,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     planner.add_argument("--context", choices=("observation", "history"), default=None,
                          help="what each plan starts from: the current observation (default, the authors' protocol) "
                          "or the episode's executed tokens run through the latent (filters flagged-noisy observations)")
+    stall = parser.add_argument_group(
+        "stall back-off (policies/stall_backoff.py)",
+        "Scale an env's goal guidance down while its ball stays put although its plan predicted motion (a plan "
+        "through a wall), and back up after. Off unless --stall-backoff is given or the checkpoint's "
+        "planner_defaults turn it on; --stall-backoff 0 turns it off.")
+    stall.add_argument("--stall-backoff", type=float, default=None, metavar="FACTOR",
+                       help="guidance multiplier per refused plan, in (0, 1); 0 = off")
+    stall.add_argument("--stall-stuck-distance", type=float, default=None, metavar="D",
+                       help="the ball moved less than D env units since the last plan ... (default 0.1)")
+    stall.add_argument("--stall-planned-distance", type=float, default=None, metavar="D",
+                       help="... while that plan predicted at least D (default 0.4)")
+    stall.add_argument("--stall-recovery", type=float, default=None, metavar="R",
+                       help="guidance multiplier per other replan, >= 1, capped at the planner's scale (default 1.25)")
+    stall.add_argument("--stall-floor", type=float, default=None, metavar="F",
+                       help="lowest guidance as a fraction of the planner's scale (default 0.05)")
     planner.add_argument("--plan-figure", type=Path, default=None, metavar="PATH",
                          help="PNG of the first episodes' plans (red) and executed trajectories (blue)")
     planner.add_argument("--plan-figure-episodes", type=int, default=4, metavar="N",
@@ -91,6 +106,33 @@ def planner_settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     names = [f.name for f in (*dataclass_fields(DFPlannerConfig, PLANNER_FLAGS_EXCLUDED),
                               *dataclass_fields(SamplerConfig))]
     return {name: getattr(args, name, None) for name in names}
+
+
+STALL_FLAGS = {"stall_stuck_distance": "stuck_distance", "stall_planned_distance": "planned_distance",
+               "stall_recovery": "recovery", "stall_floor": "floor"}
+
+
+def stall_backoff_from_args(args: argparse.Namespace) -> Any:
+    """The stall_backoff override the flags ask for: None (not given: the checkpoint's default), 0 (off) or a
+    dict of StallBackoff fields; the values are checked here, with the flag's name."""
+    from policies.stall_backoff import StallBackoff
+
+    factor = getattr(args, "stall_backoff", None)
+    fields = {field: getattr(args, flag) for flag, field in STALL_FLAGS.items()
+              if getattr(args, flag, None) is not None}
+    if factor is None and not fields:
+        return None
+    if factor == 0:
+        if fields:
+            raise ValueError("--stall-backoff 0 turns the back-off off; it takes no other --stall-* flag")
+        return 0
+    if factor is not None:
+        fields["factor"] = factor
+    try:
+        StallBackoff(**fields)
+    except ValueError as error:
+        raise ValueError(f"--stall-*: {error}") from error
+    return fields
 
 
 def corruption_from_args(args: argparse.Namespace) -> Any:
@@ -141,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
         planner_options={"planner": getattr(args, "planner", None), **planner_settings_from_args(args),
                          "max_horizon": getattr(args, "max_horizon", None),
                          "predicted_obs_level": getattr(args, "predicted_obs_level", None),
-                         "context": getattr(args, "context", None)},
+                         "context": getattr(args, "context", None),
+                         "stall_backoff": stall_backoff_from_args(args)},
         corruption=corruption, trajectories_png=plot, video=args.video, plan_figure=getattr(args, "plan_figure", None),
         plan_figure_episodes=getattr(args, "plan_figure_episodes", 4), reference=args.reference,
         progress=not args.no_progress))

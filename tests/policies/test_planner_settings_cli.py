@@ -78,3 +78,29 @@ def test_every_planner_setting_flag_has_help_and_no_second_default():
     assert {"guidance_scale", "mcg_samples", "sampling_steps", "precision", "selection_samples"} <= set(settings)
     assert all(value is None for value in settings.values())  # the one default lives in the dataclass
     assert all(action.help for action in parser._actions)
+
+
+def test_stall_backoff_flags_reach_the_policy_and_bad_values_name_the_flag(tuned_checkpoint, tmp_path, monkeypatch,
+                                                                           capsys):
+    from policies.mpc import MPCPolicy
+
+    built = []
+    real_init = MPCPolicy.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(MPCPolicy, "__init__", recording_init)
+    out = tmp_path / "r.json"
+    assert main(eval_args(tuned_checkpoint, out, "--stall-backoff", "0.3", "--stall-floor", "0.2")) == 0
+    rule = built[-1].stall_backoff
+    assert (rule.factor, rule.floor, rule.stuck_distance) == (0.3, 0.2, 0.1)
+    assert json.loads(out.read_text())["planner"]["stall_backoff"] == {"factor": 0.3, "floor": 0.2}
+    assert main(eval_args(tuned_checkpoint, out)) == 0
+    assert built[-1].stall_backoff is None  # off unless asked for (or in the checkpoint's planner_defaults)
+    capsys.readouterr()
+    assert main(eval_args(tuned_checkpoint, out, "--stall-backoff", "1.5")) == 1
+    assert "--stall-*: stall back-off factor must be in (0, 1)" in capsys.readouterr().err
+    assert main(eval_args(tuned_checkpoint, out, "--stall-backoff", "0", "--stall-floor", "0.2")) == 1
+    assert "takes no other --stall" in capsys.readouterr().err
