@@ -74,8 +74,9 @@ class MPCPolicy:
         the highest level of its frames' flags) through the latent from the episode's first observation, so
         observations flagged noisy are filtered over time by the model (the Bayes-filter view of section 4.4).
         history_tokens: keep only the last N executed tokens in "history" mode (None: the whole episode).
-        stall_backoff: scale an environment's goal guidance down when the observation refutes the last plan's
-        prediction (policies/stall_backoff.py; None = off). Needs a planner whose plan() takes guidance_weight."""
+        stall_backoff: scale an environment's goal guidance down when its ball made none of the progress towards
+        the goal its last plan predicted (policies/stall_backoff.py; None = off). Needs a planner whose plan()
+        takes guidance_weight."""
         if replan_every is not None and replan_every < 1:
             raise ValueError(f"replan_every must be >= 1 env step or None, got {replan_every}")
         if execution not in EXECUTIONS:

@@ -48,18 +48,19 @@ class StallBackoff:
         if not 0 <= self.floor <= 1:
             raise ValueError(f"stall floor must be in [0, 1], got {self.floor}")
 
-    def update(self, weights: np.ndarray, moved: np.ndarray, planned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(self, weights: np.ndarray, progress: np.ndarray, planned_progress: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
         """New per-environment guidance weights [B] from the old ones, the progress towards the goal each ball made
         since the last plan [B] and the progress that plan predicted [B] (env units, negative = away; NaN =
         unknown, left as is), and which environments were backed off."""
         weights = np.asarray(weights, dtype=np.float64)
-        moved = np.asarray(moved, dtype=np.float64)
-        planned = np.asarray(planned, dtype=np.float64)
-        if moved.shape != weights.shape or planned.shape != weights.shape:
-            raise ValueError(f"moved {moved.shape} and planned {planned.shape} distances must match the guidance "
-                             f"weights {weights.shape}")
-        known = np.isfinite(moved) & np.isfinite(planned)
-        refused = known & (moved < self.stuck_distance) & (planned >= self.planned_distance)
+        progress = np.asarray(progress, dtype=np.float64)
+        planned = np.asarray(planned_progress, dtype=np.float64)
+        if progress.shape != weights.shape or planned.shape != weights.shape:
+            raise ValueError(f"progress {progress.shape} and planned progress {planned.shape} must match the "
+                             f"guidance weights {weights.shape}")
+        known = np.isfinite(progress) & np.isfinite(planned)
+        refused = known & (progress < self.stuck_distance) & (planned >= self.planned_distance)
         held = known & ~refused
         updated = weights.copy()
         updated[refused] = np.maximum(weights[refused] * self.factor, self.floor)

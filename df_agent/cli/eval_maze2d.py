@@ -56,15 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "or the episode's executed tokens run through the latent (filters flagged-noisy observations)")
     stall = parser.add_argument_group(
         "stall back-off (policies/stall_backoff.py)",
-        "Scale an env's goal guidance down while its ball stays put although its plan predicted motion (a plan "
-        "through a wall), and back up after. Off unless --stall-backoff is given or the checkpoint's "
-        "planner_defaults turn it on; --stall-backoff 0 turns it off.")
+        "Scale an env's goal guidance down while its ball makes no progress towards the goal although its plan "
+        "predicted some (a plan through a wall), and back up after. Off unless --stall-backoff is given or the "
+        "checkpoint's planner_defaults turn it on; --stall-backoff 0 turns it off.")
     stall.add_argument("--stall-backoff", type=float, default=None, metavar="FACTOR",
                        help="guidance multiplier per refused plan, in (0, 1); 0 = off")
     stall.add_argument("--stall-stuck-distance", type=float, default=None, metavar="D",
-                       help="the ball moved less than D env units since the last plan ... (default 0.1)")
+                       help="the ball got less than D env units closer to the goal since the last plan ... "
+                       "(default 0.1)")
     stall.add_argument("--stall-planned-distance", type=float, default=None, metavar="D",
-                       help="... while that plan predicted at least D (default 0.4)")
+                       help="... while that plan predicted a gain of at least D (default 0.4)")
     stall.add_argument("--stall-recovery", type=float, default=None, metavar="R",
                        help="guidance multiplier per other replan, >= 1, capped at the planner's scale (default 1.25)")
     stall.add_argument("--stall-floor", type=float, default=None, metavar="F",
