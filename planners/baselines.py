@@ -67,15 +67,16 @@ def get_preset(name: str) -> PlannerPreset:
     return PRESETS[name]
 
 
-def make_planner(name: str, model: Any, **overrides: Any) -> DFPlanner:
+def make_planner(name: str, model: Any, free_space: Any | None = None, **overrides: Any) -> DFPlanner:
     """The DFPlanner of a named preset; `overrides` replace DFPlannerConfig or SamplerConfig fields (e.g.
-    guidance_scale, sampling_steps); None values keep the preset's."""
+    guidance_scale, sampling_steps); None values keep the preset's. free_space: the checkpoint's free-space
+    head (planners/free_space.py), used when free_space_weight > 0."""
     preset = get_preset(name)
     try:
         config = preset.planner.with_overrides(**overrides)
     except TypeError as error:
         raise ValueError(f"bad planner override for {name!r}: {error}") from error
-    return DFPlanner(model, config)
+    return DFPlanner(model, config, free_space=free_space)
 
 
 def pd_tracking_action(waypoint: np.ndarray, observation: np.ndarray) -> np.ndarray:

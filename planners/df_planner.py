@@ -32,6 +32,7 @@ from df_agent.precision import warn_if_slow_bf16
 from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
+from planners.free_space import free_space_cost
 from planners.maze2d_tokens import ACTION_NAMES, OBS_DIM, OBS_NAMES, frame_stack_of, tokens_to_frames
 
 FRAME_NAMES = (*OBS_NAMES, *ACTION_NAMES)
@@ -85,6 +86,12 @@ class DFPlannerConfig:
     # actions) or "actions": positions are then never pushed directly, only through the model's predictions
     # of where the guided motion leads (its learned dynamics, which know the walls).
     guided_components: str = "all"
+    # Free-space guidance (planners/free_space.py): the reward also subtracts free_space_weight times the
+    # learnt free-space cost of the plan's positions and of `free_space_interpolation` points between
+    # consecutive frames, softplus(free_space_margin - logit). 0 = off; > 0 needs the checkpoint's head.
+    free_space_weight: float = 0.0
+    free_space_margin: float = 2.0
+    free_space_interpolation: int = 3
 
     def __post_init__(self) -> None:
         if isinstance(self.sampler, Mapping):  # from JSON
@@ -108,6 +115,12 @@ class DFPlannerConfig:
                              f"got {self.guided_components!r}")
         if not (self.goal_temperature > 0 and math.isfinite(self.goal_temperature)):
             raise ValueError(f"goal_temperature must be a finite number > 0, got {self.goal_temperature}")
+        if not (self.free_space_weight >= 0 and math.isfinite(self.free_space_weight)):
+            raise ValueError(f"free_space_weight must be a finite number >= 0, got {self.free_space_weight}")
+        if not math.isfinite(self.free_space_margin):
+            raise ValueError(f"free_space_margin must be finite, got {self.free_space_margin}")
+        if self.free_space_interpolation < 0:
+            raise ValueError(f"free_space_interpolation must be >= 0, got {self.free_space_interpolation}")
         if not math.isfinite(self.sampler.guidance_scale):
             raise ValueError(f"guidance_scale must be finite, got {self.sampler.guidance_scale}")
 
@@ -153,6 +166,10 @@ SETTING_HELP = {
     "goal_reward": "guidance reward: sum (B.5, every frame's distance to the goal) or softmin (nearest frames only)",
     "goal_temperature": "softmin goal reward: temperature in env units",
     "guided_components": "what the guidance step moves: all frame components, motion (velocities, actions) or actions",
+    "free_space_weight": "weight of the learnt free-space cost in the guidance reward (0 = off; needs the "
+                         "checkpoint's free-space head)",
+    "free_space_margin": "free-space cost: softplus(margin - logit) per point",
+    "free_space_interpolation": "free-space cost: points checked between consecutive frames",
 }
 SETTING_CHOICES = {"schedule": SCHEDULES, "noisy_context": NOISY_CONTEXT, "precision": PRECISIONS,
                    "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS,
@@ -184,9 +201,16 @@ def softmin_goal_reward(frames_xy: Tensor, goal: Tensor, temperature: float) -> 
 class DFPlanner:
     """Batched DF planning over a trained `DFModel` whose tokens are frame-stacked maze2d frames."""
 
-    def __init__(self, model: Any, config: DFPlannerConfig | None = None) -> None:
+    def __init__(self, model: Any, config: DFPlannerConfig | None = None, free_space: Any | None = None) -> None:
+        """free_space: the checkpoint's `FreeSpaceModel` (planners/free_space.py), needed when
+        config.free_space_weight > 0."""
         self.model = model
         self.config = config or DFPlannerConfig()
+        if self.config.free_space_weight > 0 and free_space is None:
+            raise ValueError(f"free_space_weight {self.config.free_space_weight} needs a free-space head, and this "
+                             "model has none (train one with scripts/maze2d_free_space.py; it is saved beside "
+                             "the checkpoint as free_space.safetensors + free_space.json)")
+        self.free_space = free_space
         self.frame_stack = frame_stack_of(model)
         if int(model.config.context_dim) != OBS_DIM:
             raise ValueError(f"DFPlanner needs a model whose context is the {OBS_DIM}-d observation, "
@@ -295,10 +319,17 @@ class DFPlanner:
         return tokens_to_frames(raw)
 
     def goal_reward(self, frames_xy: Tensor, goal: Tensor) -> Tensor:
-        """The configured guidance reward of plans' positions [B, F, 2] towards goals [B, 2]."""
+        """The configured guidance reward of plans' positions [B, F, 2] towards goals [B, 2], less the weighted
+        free-space cost when that is on."""
         if self.config.goal_reward == "softmin":
-            return softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
-        return goal_reward(frames_xy, goal)
+            value = softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
+        else:
+            value = goal_reward(frames_xy, goal)
+        if self.config.free_space_weight > 0:
+            cost = free_space_cost(self.free_space, frames_xy, self.config.free_space_margin,
+                                   self.config.free_space_interpolation)
+            value = value - self.config.free_space_weight * cost.to(value.dtype)
+        return value
 
     def guidance_fn(self, goal: Tensor, weight: Tensor | None = None):
         """The sampler's guidance: the goal reward of the plans' clean estimates, times a per-plan weight [B]

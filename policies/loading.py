@@ -75,6 +75,7 @@ def known_policy_kinds() -> list[str]:
 # -- one builder per kind -------------------------------------------------------------------------------------
 def _load_mpc_policy(checkpoint: Path, config: dict[str, Any], overrides: dict[str, Any]) -> Any:
     from df_agent.checkpoint import load_checkpoint
+    from planners.free_space import has_free_space, load_free_space
     from policies.mpc import MPCPolicy
 
     metadata = config.get("metadata", {})
@@ -90,7 +91,9 @@ def _load_mpc_policy(checkpoint: Path, config: dict[str, Any], overrides: dict[s
     options = {**tuned, **overrides}
     name = options.pop("planner", None) or "df"
     model = load_checkpoint(checkpoint, config=config)
-    return MPCPolicy.from_preset(name, model, **options)
+    # The free-space head (planners/free_space.py) ships beside the model when the checkpoint has one.
+    free_space = load_free_space(checkpoint) if has_free_space(checkpoint) else None
+    return MPCPolicy.from_preset(name, model, free_space=free_space, **options)
 
 
 def _load_imitation_policy(checkpoint: Path, config: dict[str, Any], overrides: dict[str, Any]) -> Any:

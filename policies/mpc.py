@@ -141,6 +141,7 @@ class MPCPolicy:
         context: str = "observation",
         history_tokens: int | None = None,
         stall_backoff: StallBackoff | dict | float | None = None,
+        free_space: Any | None = None,
         **planner_overrides: Any,
     ) -> MPCPolicy:
         """The policy of a named planner preset (see `planners.baselines.PRESETS`); `planner_overrides` replace
@@ -149,7 +150,7 @@ class MPCPolicy:
         from planners.baselines import get_preset, make_planner
 
         preset = get_preset(name)
-        planner = make_planner(name, model, **planner_overrides)
+        planner = make_planner(name, model, free_space=free_space, **planner_overrides)
         if preset.replan_once:
             cadence = None
         else:

@@ -17,8 +17,8 @@ import math
 import sys
 from pathlib import Path
 
-COLUMNS = ("guidance", "wall_frame_fraction", "plans_through_wall", "reach_fraction", "mean_min_distance",
-           "max_frame_step", "seconds")
+COLUMNS = ("guidance", "free_space_weight", "wall_frame_fraction", "plans_through_wall", "paths_through_wall",
+           "reach_fraction", "mean_min_distance", "max_frame_step", "seconds")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--maze", default=None, help="umaze, medium or large (default: the checkpoint's maze)")
     parser.add_argument("--horizon", type=int, required=True, help="planned tokens")
     parser.add_argument("--guidance-scales", type=float, nargs="+", default=[0.0, 0.1, 0.2])
+    parser.add_argument("--free-space-weights", type=float, nargs="+", default=[0.0],
+                        help="free-space guidance weights to measure at every scale (needs the checkpoint's "
+                             "free-space head, or --free-space)")
+    parser.add_argument("--free-space", type=Path, default=None,
+                        help="directory of a free-space head (default: the checkpoint's own, if it has one)")
     parser.add_argument("--planner", default="df", help="planner preset of planners/baselines.py")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--starts", type=int, default=48)
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from df_agent.checkpoint import load_checkpoint, read_checkpoint_config
     from envs.maze2d.feasibility import plan_feasibility
     from planners.baselines import make_planner
+    from planners.free_space import has_free_space, load_free_space
 
     for scale in args.guidance_scales:
         if not math.isfinite(scale) or scale < 0:
@@ -51,17 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     if maze is None:
         raise SystemExit(f"{args.checkpoint}/config.json names no maze (metadata.maze); pass --maze")
     model = load_checkpoint(args.checkpoint)
+    head_dir = args.free_space or args.checkpoint
+    free_space = load_free_space(head_dir) if has_free_space(head_dir) else None
+    if args.free_space is not None and free_space is None:
+        raise SystemExit(f"--free-space {args.free_space}: no free-space head there")
     reports = []
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for scale in args.guidance_scales:
-        planner = make_planner(args.planner, model, guidance_scale=scale, precision=args.precision)
-        report = plan_feasibility(planner, maze, args.horizon, starts=args.starts, seed=args.seed, goal=args.goal,
-                                  guided=scale > 0)
-        row = {"guidance": scale, **report.to_dict()}
-        reports.append(row)
-        print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS)
-              + " |", flush=True)
+        for weight in args.free_space_weights:
+            planner = make_planner(args.planner, model, free_space=free_space, guidance_scale=scale,
+                                   precision=args.precision, free_space_weight=weight)
+            report = plan_feasibility(planner, maze, args.horizon, starts=args.starts, seed=args.seed,
+                                      goal=args.goal, guided=scale > 0)
+            row = {"guidance": scale, "free_space_weight": weight, **report.to_dict()}
+            reports.append(row)
+            print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                                    for c in COLUMNS) + " |", flush=True)
     if args.out is not None:
         args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "planner": args.planner,
                                         "precision": args.precision, "reports": reports}, indent=2))

@@ -31,6 +31,9 @@ class FeasibilityReport:
     goal: str  # "fixed" (the maze's D4RL goal cell) or "random" (a random free cell per start)
     wall_frame_fraction: float  # predicted frames whose position lies in a wall cell
     plans_through_wall: float  # plans with at least one such frame
+    # Plans whose path enters a wall anywhere, checking 9 points between consecutive frames too (a plan can
+    # jump across a wall between two free frames).
+    paths_through_wall: float
     reach_fraction: float  # plans that come within the goal radius at some frame
     mean_final_distance: float  # to the goal, at the plan's last frame
     mean_min_distance: float  # to the goal, closest frame of each plan
@@ -77,10 +80,15 @@ def plan_feasibility(planner: Any, maze: str, horizon: int, starts: int = 48, se
     distance = np.linalg.norm(xy - goals[:, None, :], axis=-1)
     path = np.concatenate([observations[:, None, :2], xy], axis=1)
     steps = np.linalg.norm(np.diff(path, axis=1), axis=-1)
+    grid = MazeGrid(get_maze(maze))
+    fractions = np.linspace(0.0, 1.0, 11)[1:-1]
+    between = path[:, :-1, None, :] + fractions[None, None, :, None] * np.diff(path, axis=1)[:, :, None, :]
+    path_walls = grid.in_wall(between).reshape(len(path), -1).any(axis=1) | walls.any(axis=1)
     return FeasibilityReport(
         maze=maze, horizon=int(horizon), starts=int(starts), goal=goal,
         wall_frame_fraction=float(walls.mean()),
         plans_through_wall=float(walls.any(axis=1).mean()),
+        paths_through_wall=float(path_walls.mean()),
         reach_fraction=float((distance.min(axis=1) <= GOAL_RADIUS).mean()),
         mean_final_distance=float(distance[:, -1].mean()),
         mean_min_distance=float(distance.min(axis=1).mean()),

@@ -65,12 +65,28 @@ def test_a_straight_line_through_the_maze_is_reported_as_crossing_walls():
     assert report.plans_through_wall > 0.3 and 0.0 < report.wall_frame_fraction < 1.0
 
 
+class JumpPlanner:
+    """Jumps from the start to the goal in one frame and stays there: no frame lies in a wall."""
+
+    frame_stack = 2
+
+    def plan(self, observation, goal=None, horizon=None, history=None, noise_level=0):
+        xy = np.repeat(goal[:, None, :], horizon * self.frame_stack, axis=1)
+        return Plan(actions=np.zeros_like(xy), observations=np.concatenate([xy, np.zeros_like(xy)], axis=-1))
+
+
+def test_a_jump_across_a_wall_counts_as_a_path_through_it_but_not_a_frame():
+    report = plan_feasibility(JumpPlanner(), "large", horizon=3, starts=32, seed=0)
+    assert report.wall_frame_fraction == 0.0 and report.plans_through_wall == 0.0
+    assert report.paths_through_wall > 0.3
+
+
 def test_shipped_umaze_model_plans_unguided_and_guided():
     model = load_checkpoint(default_checkpoint("maze2d-umaze-v0"))
     unguided = plan_feasibility(make_planner("df", model, guidance_scale=0.0), "umaze", horizon=6, starts=16)
     guided = plan_feasibility(make_planner("df-no-mcg", model, guidance_scale=0.2), "umaze", horizon=6, starts=16)
     for report in (unguided, guided):
-        assert 0.0 <= report.wall_frame_fraction <= report.plans_through_wall <= 1.0
+        assert 0.0 <= report.wall_frame_fraction <= report.plans_through_wall <= report.paths_through_wall <= 1.0
         assert report.max_frame_step > 0.0 and report.horizon == 6 and report.starts == 16
     # The trained umaze model keeps its own (unguided) plans almost entirely out of the walls.
     assert unguided.wall_frame_fraction < 0.05
