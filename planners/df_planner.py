@@ -208,7 +208,7 @@ class DFPlanner:
         self.config = config or DFPlannerConfig()
         if self.config.free_space_weight > 0 and free_space is None:
             raise ValueError(f"free_space_weight {self.config.free_space_weight} needs a free-space head, and this "
-                             "model has none (train one with scripts/maze2d_free_space.py; it is saved beside "
+                             "model has none (fit one with scripts/maze2d_free_space.py; it is saved beside "
                              "the checkpoint as free_space.safetensors + free_space.json)")
         self.free_space = free_space
         self.frame_stack = frame_stack_of(model)

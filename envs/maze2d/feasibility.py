@@ -76,11 +76,11 @@ def plan_feasibility(planner: Any, maze: str, horizon: int, starts: int = 48, se
     plan = planner.plan(observations, goals if guided else None, horizon=horizon)
     seconds = time.perf_counter() - started
     xy = np.asarray(plan.observations)[..., :2]
-    walls = MazeGrid(get_maze(maze)).in_wall(xy)
+    grid = MazeGrid(get_maze(maze))
+    walls = grid.in_wall(xy)
     distance = np.linalg.norm(xy - goals[:, None, :], axis=-1)
     path = np.concatenate([observations[:, None, :2], xy], axis=1)
     steps = np.linalg.norm(np.diff(path, axis=1), axis=-1)
-    grid = MazeGrid(get_maze(maze))
     fractions = np.linspace(0.0, 1.0, 11)[1:-1]
     between = path[:, :-1, None, :] + fractions[None, None, :, None] * np.diff(path, axis=1)[:, :, None, :]
     path_walls = grid.in_wall(between).reshape(len(path), -1).any(axis=1) | walls.any(axis=1)
