@@ -33,13 +33,14 @@ from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context,
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
 from planners.free_space import free_space_cost
+from planners.goal_distance import GoalDistanceField, geodesic_goal_reward
 from planners.maze2d_tokens import ACTION_NAMES, OBS_DIM, OBS_NAMES, frame_stack_of, tokens_to_frames
 
 FRAME_NAMES = (*OBS_NAMES, *ACTION_NAMES)
 SCHEDULES = ("pyramid", "autoregressive", "full_sequence")
 NOISY_CONTEXT = ("scale", "renoise")
 PRECISIONS = ("fp32", "bf16")
-GOAL_REWARDS = ("sum", "softmin")
+GOAL_REWARDS = ("sum", "softmin", "geodesic")
 # Which components of each frame the guidance step moves (the rest follow from the model's own predictions).
 GUIDED_COMPONENTS = {"all": ("x", "y", "vx", "vy", "ax", "ay"), "motion": ("vx", "vy", "ax", "ay"),
                      "actions": ("ax", "ay")}
@@ -79,9 +80,14 @@ class DFPlannerConfig:
     sampler: SamplerConfig = field(default_factory=_default_sampler)
     # The guidance reward: "sum" = B.5's -sum over frames of ||p_t - g|| (pulls every frame towards the goal,
     # the straight line through any wall); "softmin" = -softmin_t ||p_t - g|| at `goal_temperature` (env units),
-    # which pulls only the frames nearest the goal and lets the model's dynamics carry the rest of the plan.
+    # which pulls only the frames nearest the goal and lets the model's dynamics carry the rest of the plan;
+    # "geodesic" = -sum_t D_g(p_t), D_g the shortest way to the goal through the space the dataset visited
+    # (planners/goal_distance.py: the checkpoint's free-space head above `geodesic_free_logit`; a point outside
+    # it costs `geodesic_outside_slope` per unit back into it), so the pull follows the corridors.
     goal_reward: str = "sum"
     goal_temperature: float = 0.5
+    geodesic_free_logit: float = -2.0
+    geodesic_outside_slope: float = 2.0
     # What the guidance step moves: "all" components of every frame (B.5), or only "motion" (velocities and
     # actions) or "actions": positions are then never pushed directly, only through the model's predictions
     # of where the guided motion leads (its learned dynamics, which know the walls).
@@ -115,6 +121,10 @@ class DFPlannerConfig:
                              f"got {self.guided_components!r}")
         if not (self.goal_temperature > 0 and math.isfinite(self.goal_temperature)):
             raise ValueError(f"goal_temperature must be a finite number > 0, got {self.goal_temperature}")
+        if not math.isfinite(self.geodesic_free_logit):
+            raise ValueError(f"geodesic_free_logit must be finite, got {self.geodesic_free_logit}")
+        if not (self.geodesic_outside_slope >= 1 and math.isfinite(self.geodesic_outside_slope)):
+            raise ValueError(f"geodesic_outside_slope must be a finite number >= 1, got {self.geodesic_outside_slope}")
         if not (self.free_space_weight >= 0 and math.isfinite(self.free_space_weight)):
             raise ValueError(f"free_space_weight must be a finite number >= 0, got {self.free_space_weight}")
         if not math.isfinite(self.free_space_margin):
@@ -163,7 +173,10 @@ SETTING_HELP = {
     "repair_steps": "prior repair: unguided DDIM rows per repair round",
     "repair_rounds": "prior repair: rounds",
     "selection_samples": "best-of-N: plans sampled per environment, the best by the guidance reward is kept",
-    "goal_reward": "guidance reward: sum (B.5, every frame's distance to the goal) or softmin (nearest frames only)",
+    "goal_reward": "guidance reward: sum (B.5, every frame's distance to the goal), softmin (nearest frames only) or "
+                   "geodesic (distance through the space the data visited; needs the checkpoint's free-space head)",
+    "geodesic_free_logit": "geodesic goal reward: free-space logit above which a grid node counts as free",
+    "geodesic_outside_slope": "geodesic goal reward: cost per unit of a point's way back into free space (>= 1)",
     "goal_temperature": "softmin goal reward: temperature in env units",
     "guided_components": "what the guidance step moves: all frame components, motion (velocities, actions) or actions",
     "free_space_weight": "weight of the learnt free-space cost in the guidance reward (0 = off; needs the "
@@ -206,11 +219,18 @@ class DFPlanner:
         config.free_space_weight > 0."""
         self.model = model
         self.config = config or DFPlannerConfig()
-        if self.config.free_space_weight > 0 and free_space is None:
-            raise ValueError(f"free_space_weight {self.config.free_space_weight} needs a free-space head, and this "
-                             "model has none (fit one with scripts/maze2d_free_space.py; it is saved beside "
-                             "the checkpoint as free_space.safetensors + free_space.json)")
+        needs_head = {"free_space_weight > 0": self.config.free_space_weight > 0,
+                      "goal_reward 'geodesic'": self.config.goal_reward == "geodesic"}
+        for setting, on in needs_head.items():
+            if on and free_space is None:
+                raise ValueError(f"{setting} needs a free-space head, and this model has none (fit one with "
+                                 "scripts/maze2d_free_space.py; it is saved beside the checkpoint as "
+                                 "free_space.safetensors + free_space.json)")
         self.free_space = free_space
+        self.goal_distance: GoalDistanceField | None = None
+        if self.config.goal_reward == "geodesic":
+            self.goal_distance = GoalDistanceField(free_space, self.config.geodesic_free_logit,
+                                                   self.config.geodesic_outside_slope)
         self.frame_stack = frame_stack_of(model)
         if int(model.config.context_dim) != OBS_DIM:
             raise ValueError(f"DFPlanner needs a model whose context is the {OBS_DIM}-d observation, "
@@ -318,10 +338,12 @@ class DFPlanner:
         raw = self.model.token_normalizer.unnormalize(tokens_normalised)
         return tokens_to_frames(raw)
 
-    def goal_reward(self, frames_xy: Tensor, goal: Tensor) -> Tensor:
+    def goal_reward(self, frames_xy: Tensor, goal: Tensor, fields: Tensor | None = None) -> Tensor:
         """The configured guidance reward of plans' positions [B, F, 2] towards goals [B, 2], less the weighted
-        free-space cost when that is on."""
-        if self.config.goal_reward == "softmin":
+        free-space cost when that is on. fields: the goals' geodesic distance fields, when already computed."""
+        if self.config.goal_reward == "geodesic":
+            value = geodesic_goal_reward(self.goal_distance, frames_xy, goal, fields)
+        elif self.config.goal_reward == "softmin":
             value = softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
         else:
             value = goal_reward(frames_xy, goal)
@@ -335,11 +357,15 @@ class DFPlanner:
         """The sampler's guidance: the goal reward of the plans' clean estimates, times a per-plan weight [B]
         (None = 1) that scales that plan's guidance step."""
         batch = goal.shape[0]
+        fields = None
+        if self.goal_distance is not None:  # one field per goal, computed once per plan, not once per row
+            fields = self.goal_distance.fields(goal.detach().cpu().double().numpy()).to(self.device)
 
         def reward(x0_hat: Tensor) -> Tensor:
             copies = x0_hat.shape[0] // batch  # Monte Carlo Guidance stacks the futures along the batch
             frames = self._frames(x0_hat)
-            value = self.goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype))
+            value = self.goal_reward(frames[..., :2], goal.repeat(copies, 1).to(frames.dtype),
+                                     None if fields is None else fields.repeat(copies, 1, 1))
             return value if weight is None else value * weight.repeat(copies).to(value.dtype)
 
         return reward

@@ -17,8 +17,8 @@ import math
 import sys
 from pathlib import Path
 
-COLUMNS = ("guidance", "free_space_weight", "wall_frame_fraction", "plans_through_wall", "paths_through_wall",
-           "reach_fraction", "mean_min_distance", "max_frame_step", "seconds")
+COLUMNS = ("guidance", "goal_reward", "free_space_weight", "wall_frame_fraction", "plans_through_wall",
+           "paths_through_wall", "reach_fraction", "mean_min_distance", "max_frame_step", "seconds")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "free-space head, or --free-space)")
     parser.add_argument("--free-space", type=Path, default=None,
                         help="directory of a free-space head (default: the checkpoint's own, if it has one)")
+    parser.add_argument("--goal-rewards", nargs="+", default=["sum"], choices=("sum", "softmin", "geodesic"),
+                        help="guidance rewards to compare (geodesic needs the free-space head)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="other planner settings for every row, e.g. guidance_grad_clip=1 mcg_samples=4")
     parser.add_argument("--planner", default="df", help="planner preset of planners/baselines.py")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--starts", type=int, default=48)
@@ -61,19 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     free_space = load_free_space(head_dir) if has_free_space(head_dir) else None
     if args.free_space is not None and free_space is None:
         raise SystemExit(f"--free-space {args.free_space}: no free-space head there")
+    settings = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+        settings[name] = json.loads(value) if value[:1] in "-0123456789[{tn" else value
     reports = []
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for scale in args.guidance_scales:
-        for weight in args.free_space_weights:
-            planner = make_planner(args.planner, model, free_space=free_space, guidance_scale=scale,
-                                   precision=args.precision, free_space_weight=weight)
-            report = plan_feasibility(planner, maze, args.horizon, starts=args.starts, seed=args.seed,
-                                      goal=args.goal, guided=scale > 0)
-            row = {"guidance": scale, "free_space_weight": weight, **report.to_dict()}
-            reports.append(row)
-            print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
-                                    for c in COLUMNS) + " |", flush=True)
+        for goal_reward in args.goal_rewards:
+            for weight in args.free_space_weights:
+                planner = make_planner(args.planner, model, free_space=free_space, guidance_scale=scale,
+                                       precision=args.precision, free_space_weight=weight, goal_reward=goal_reward,
+                                       **settings)
+                report = plan_feasibility(planner, maze, args.horizon, starts=args.starts, seed=args.seed,
+                                          goal=args.goal, guided=scale > 0)
+                row = {"guidance": scale, "goal_reward": goal_reward, "free_space_weight": weight,
+                       **settings, **report.to_dict()}
+                reports.append(row)
+                print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                                        for c in COLUMNS) + " |", flush=True)
     if args.out is not None:
         args.out.write_text(json.dumps({"checkpoint": str(args.checkpoint), "planner": args.planner,
                                         "precision": args.precision, "reports": reports}, indent=2))

@@ -110,3 +110,11 @@ def test_feasibility_script_writes_one_report_per_scale(tmp_path, capsys):
         module.main([checkpoint, "--horizon", "3", "--guidance-scales", "-1"])
     with pytest.raises(SystemExit, match="not a checkpoint directory"):
         module.main([str(tmp_path), "--horizon", "3"])
+    # Other planner settings apply to every row and are recorded in it.
+    assert module.main([checkpoint, "--horizon", "3", "--starts", "4", "--guidance-scales", "0.2",
+                        "--planner", "df-no-mcg", "--set", "guidance_grad_clip=0.5", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["reports"][0]["guidance_grad_clip"] == 0.5
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        module.main([checkpoint, "--horizon", "3", "--set", "guidance_grad_clip"])
+    with pytest.raises(ValueError, match="free-space head"):
+        module.main([checkpoint, "--horizon", "3", "--guidance-scales", "0.2", "--goal-rewards", "geodesic"])
