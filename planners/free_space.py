@@ -70,12 +70,18 @@ class FreeSpaceModel(nn.Module):
         """Positions [..., 2] in env units -> logits [...] (bilinear, differentiable in xy)."""
         if xy.shape[-1] != 2:
             raise ValueError(f"free-space head takes positions [..., 2], got shape {tuple(xy.shape)}")
-        low = xy.new_tensor(self.config.low, dtype=torch.float32)
-        high = xy.new_tensor(self.config.high, dtype=torch.float32)
-        unit = (xy.float() - low) / (high - low) * 2 - 1  # grid_sample's [-1, 1] coordinates, (x, y) order
-        sampled = F.grid_sample(self.logits[None, None], unit.reshape(1, 1, -1, 2), mode="bilinear",
-                                padding_mode="border", align_corners=True)
+        sampled = bilinear_lookup(self.logits[None], self.config.low, self.config.high, xy.reshape(1, -1, 2))
         return sampled.reshape(xy.shape[:-1]).to(xy.dtype)
+
+
+def bilinear_lookup(grids: Tensor, low, high, xy: Tensor) -> Tensor:
+    """Values [G, P] of grids [G, rows, cols] whose nodes span low..high (x, y) at positions xy [G, P, 2],
+    bilinear and differentiable in xy; beyond the grid the border value holds."""
+    low_t = xy.new_tensor(low, dtype=torch.float32)
+    high_t = xy.new_tensor(high, dtype=torch.float32)
+    unit = (xy.float() - low_t) / (high_t - low_t) * 2 - 1  # grid_sample's [-1, 1] coordinates, (x, y) order
+    return F.grid_sample(grids[:, None].to(unit.device), unit[:, None], mode="bilinear", padding_mode="border",
+                         align_corners=True)[:, 0, 0]
 
 
 def free_space_cost(model: FreeSpaceModel, frames_xy: Tensor, margin: float = 2.0, interpolation: int = 3) -> Tensor:

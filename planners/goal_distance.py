@@ -28,9 +28,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from planners.free_space import FreeSpaceModel
+from planners.free_space import FreeSpaceModel, bilinear_lookup
 
 _NEIGHBOURS = tuple((dr, dc, math.hypot(dr, dc)) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc)
 
@@ -80,6 +79,7 @@ class GoalDistanceField:
         self.outside_slope = float(outside_slope)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[tuple[float, float], Tensor] = OrderedDict()
+        self._node_xy = self.node_xy()
         self._free_graph = self._adjacency(self.free)
         self._free_nodes = np.flatnonzero(self.free.ravel())
         self._free_index = np.full(self.rows * self.cols, -1, dtype=np.int64)
@@ -114,7 +114,7 @@ class GoalDistanceField:
         and its neighbours); a goal outside the free space starts from its nearest free node."""
         col = int(np.clip(np.rint((goal[0] - self.low[0]) / self.spacing[0]), 0, self.cols - 1))
         row = int(np.clip(np.rint((goal[1] - self.low[1]) / self.spacing[1]), 0, self.rows - 1))
-        xy = self.node_xy()
+        xy = self._node_xy
         sources: dict[int, float] = {}
         for dr in (-1, 0, 1):
             for dc in (-1, 0, 1):
@@ -164,13 +164,9 @@ def geodesic_distance(fields: Tensor, low: np.ndarray, high: np.ndarray, outside
                       xy: Tensor) -> Tensor:
     """Distances [B, F] of positions xy [B, F, 2] under per-plan fields [B, rows, cols] on the grid spanning
     low..high; a point beyond the grid costs the border's value plus outside_slope times the way to the grid."""
-    low_t = xy.new_tensor(low, dtype=torch.float32)
-    high_t = xy.new_tensor(high, dtype=torch.float32)
     points = xy.float()
-    clamped = torch.minimum(torch.maximum(points, low_t), high_t)
-    unit = (clamped - low_t) / (high_t - low_t) * 2 - 1  # grid_sample's [-1, 1] coordinates, (x, y) order
-    sampled = F.grid_sample(fields[:, None].to(points.device), unit[:, None], mode="bilinear",
-                            padding_mode="border", align_corners=True)[:, 0, 0]
+    clamped = torch.minimum(torch.maximum(points, points.new_tensor(low)), points.new_tensor(high))
+    sampled = bilinear_lookup(fields, low, high, clamped)
     beyond = (points - clamped).norm(dim=-1)
     return (sampled + outside_slope * beyond).to(xy.dtype)
 
