@@ -7,6 +7,7 @@
 | `df-ar`        | autoregressive  | no  | its own diffused actions   | every token      |
 | `full-sequence`| full sequence   | no  | its own diffused actions   | every token      |
 | `diffuser-pd`  | full sequence   | no  | PD tracking of its states  | once, at t = 0   |
+| `df-pd`        | pyramid         | yes | PD tracking of its states  | every token      |
 
 `full-sequence` is the "Diffuser, diffused actions" column: every token sits at one noise level, as in
 Diffuser, on the same DF model (a causal model sampled like a full-sequence one), guided by the same goal
@@ -15,7 +16,9 @@ episode over the whole episode and ignores its own actions, tracking the planned
 hand-written controller a = (wp_pos - pos) + (wp_vel - vel). (Diffuser fixes the goal by inpainting the last
 state; a causal DF model cannot be inpainted at its end, so the goal enters through the same guidance reward
 as for DF.) MCG is off for the full-sequence presets because with all tokens at one level no token is left
-uncertain to sample futures of.
+uncertain to sample futures of. `df-pd` is not in the paper: the `df` plan, but its states tracked by the same
+PD controller instead of executing its actions, which separates how good the plan's states are from how well
+its own actions realise them (docs/maze2d_results.md, "Goal holding").
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ PRESETS: dict[str, PlannerPreset] = {
                       DF.with_overrides(schedule="full_sequence", mcg_samples=1)),
         PlannerPreset("diffuser-pd", "full-sequence plan at t=0 tracked by Diffuser's PD controller (Diffuser*)",
                       DF.with_overrides(schedule="full_sequence", mcg_samples=1), execution="pd", replan_once=True),
+        PlannerPreset("df-pd", "the df plan, its states tracked by Diffuser's PD controller instead of its actions",
+                      DF, execution="pd"),
     )
 }
 

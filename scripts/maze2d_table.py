@@ -27,7 +27,7 @@ from typing import Any
 from df_agent.atomic_io import write_text_atomic
 
 ENV_ORDER = tuple(f"maze2d-{m}{s}-v0" for s in ("", "-multi") for m in ("umaze", "medium", "large"))
-PRESET_ORDER = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd")
+PRESET_ORDER = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd", "df-pd")
 # Table 1 of the paper (FACTS.md): normalised score x100, mean ± std, Multi2D rows with single-goal references.
 PAPER = {
     "DF": {"maze2d-umaze-v0": (116.7, 2.0), "maze2d-medium-v0": (149.4, 7.5), "maze2d-large-v0": (159.0, 2.7),

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-PLANNER_PRESETS = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd")
+PLANNER_PRESETS = ("df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd", "df-pd")
 ENV_IDS = tuple(f"maze2d-{m}{s}-v0" for m in ("umaze", "medium", "large") for s in ("", "-multi"))
 # The planner's seed follows --seed; `sampler` is the nested SamplerConfig, whose fields get flags of their own.
 PLANNER_FLAGS_EXCLUDED = ("seed", "sampler")

@@ -236,13 +236,15 @@ def test_history_runs_through_the_latent():
 
 def test_presets_build_the_named_planners():
     model = trained_model()
-    assert set(PRESETS) == {"df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd"}
+    assert set(PRESETS) == {"df", "df-no-mcg", "df-ar", "full-sequence", "diffuser-pd", "df-pd"}
     assert make_planner("df", model).config.sampler.mcg_samples > 1
     assert make_planner("df-no-mcg", model).config.sampler.mcg_samples == 1
     assert make_planner("df-ar", model).config.schedule == "autoregressive"
     assert make_planner("full-sequence", model).config.schedule == "full_sequence"
     assert make_planner("df", model, guidance_scale=3.0, mcg_samples=None).config.sampler.guidance_scale == 3.0
     assert PRESETS["diffuser-pd"].execution == "pd" and PRESETS["diffuser-pd"].replan_once
+    assert PRESETS["df-pd"].execution == "pd" and not PRESETS["df-pd"].replan_once
+    assert PRESETS["df-pd"].planner == PRESETS["df"].planner
     import argparse
 
     from df_agent.cli import eval_maze2d

@@ -116,6 +116,14 @@ def test_diffuser_pd_preset_plans_once_and_tracks_the_planned_states():
     assert policy.current_plan.num_steps == 8  # ceil(7 / 2) tokens
     df = MPCPolicy.from_preset("df", trained_model())
     assert df.replan_every == FRAME_STACK and df.execution == "actions"
+    df_pd = MPCPolicy.from_preset("df-pd", trained_model(), sampling_steps=4)
+    assert df_pd.replan_every == FRAME_STACK and df_pd.execution == "pd"
+    df_pd.reset(num_envs=2, goals=np.array([[1.0, 1.0], [-1.0, 0.0]]), max_episode_steps=7)
+    for step in range(5):
+        action = df_pd.act(obs)
+        waypoint = df_pd.current_plan.observations[:, step % FRAME_STACK]
+        np.testing.assert_allclose(action, np.clip(pd_tracking_action(waypoint, obs), -1, 1), atol=1e-6)
+    assert df_pd.replans == -(-5 // FRAME_STACK)  # a new plan every token
 
 
 def test_bad_input_is_refused_with_clear_errors():
