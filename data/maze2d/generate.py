@@ -6,6 +6,10 @@ p 10, d -1) plus N(0, 0.5^2) action noise drives the ball; whenever the current 
 (+ U(-0.1, 0.1)) and the ball carries on from where it is. The physics is stepped directly on the env's
 MuJoCo model (`FastPointMass`, the same step as the env) so a million steps take well under a minute.
 
+With `hold_steps` H > 0 the expert, after reaching a target, keeps holding it (same PD on the target, same
+action noise) for U{0..H} more steps before the next target is drawn. D4RL's expert never rests, so without
+holds no demonstration shows a ball kept at a goal, which is what a maze2d episode scores (docs/maze2d_results.md).
+
 The stream is cut into Minari episodes of `segment_steps` steps (the last one shorter), each truncated; the
 physics is continuous across the cuts (episode k+1 starts at episode k's last observation).
 """
@@ -48,7 +52,12 @@ class ExpertStream:
 
 
 def generate_expert_stream(
-    maze: str, steps: int, seed: int = 0, action_noise: float = 0.5, progress: bool = True
+    maze: str,
+    steps: int,
+    seed: int = 0,
+    action_noise: float = 0.5,
+    progress: bool = True,
+    hold_steps: int = 0,
 ) -> ExpertStream:
     from envs.maze2d.env import (
         GOAL_POSITION_NOISE,
@@ -64,6 +73,8 @@ def generate_expert_stream(
         raise ValueError(f"steps must be >= 1, got {steps}")
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0, got {action_noise}")
+    if hold_steps < 0:
+        raise ValueError(f"hold_steps must be >= 0, got {hold_steps}")
     spec = get_maze(maze)
     env = Maze2DEnv(maze, multi_goal=True)
     grid = env.grid
@@ -92,6 +103,9 @@ def generate_expert_stream(
     goals[0] = target
     radius_sq = GOAL_RADIUS**2
     since_target, reached, timeouts = 0, 0, 0
+    holding = -1  # steps left holding a reached target; -1: not holding
+    # Hold lengths come from their own generator so that hold_steps=0 reproduces the stream without holds.
+    hold_rng = np.random.default_rng([seed, 1])
     bar = None
     if progress:
         from tqdm import tqdm
@@ -110,9 +124,15 @@ def generate_expert_stream(
         rewards[t] = 1.0 if (x - tx) ** 2 + (y - ty) ** 2 <= radius_sq else 0.0
         since_target += 1
         timed_out = since_target >= spec.episode_steps
-        if solved or timed_out:
-            reached += int(solved)
-            timeouts += int(timed_out and not solved)
+        if holding < 0 and solved and hold_steps > 0:
+            holding = int(hold_rng.integers(hold_steps + 1))
+        if holding > 0:  # keep driving to the reached target; act() steers to it once solved
+            holding -= 1
+            solved, timed_out = False, False
+        elif solved or timed_out or holding == 0:
+            reached += int(solved or holding == 0)
+            timeouts += int(timed_out and not solved and holding != 0)
+            holding = -1
             target = random_point(GOAL_POSITION_NOISE)
             controller.set_target(target, x, y)
             since_target = 0
@@ -241,6 +261,7 @@ def generate_maze2d_dataset(
     dataset_id: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    hold_steps: int = 0,
 ) -> tuple[str, ExpertStream, Path]:
     spec = get_maze(maze)
     dataset_id = dataset_id or default_dataset_id(maze)
@@ -249,12 +270,14 @@ def generate_maze2d_dataset(
 
     if Path(get_dataset_path(dataset_id)).exists() and not overwrite:  # fail before minutes of generation
         raise FileExistsError(f"Minari dataset {dataset_id!r} already exists; pass --overwrite to replace it")
-    stream = generate_expert_stream(maze, steps, seed=seed, action_noise=action_noise, progress=progress)
+    stream = generate_expert_stream(
+        maze, steps, seed=seed, action_noise=action_noise, progress=progress, hold_steps=hold_steps
+    )
     path = write_minari_dataset(
         stream,
         dataset_id,
         segment_steps=segment_steps,
         overwrite=overwrite,
-        extra_metadata={"generator_seed": seed, "action_noise": action_noise},
+        extra_metadata={"generator_seed": seed, "action_noise": action_noise, "hold_steps": hold_steps},
     )
     return dataset_id, stream, path

@@ -85,6 +85,29 @@ def build_model(windows: Maze2DWindows, recipe: Maze2DModelRecipe):
     return model
 
 
+def model_from_checkpoint(init_from: str | Path, windows: Maze2DWindows, recipe: Maze2DModelRecipe):
+    """The model of checkpoint `init_from` (a directory or shipped name) to fine-tune on `windows`.
+
+    Its architecture and normalisers are kept (the weights were trained against them); the recipe's architecture
+    flags are ignored, and a checkpoint whose tokens do not fit `windows` is refused with the mismatch named."""
+    import torch
+
+    from df_agent.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+
+    directory = resolve_checkpoint(init_from)
+    model = load_checkpoint(directory)
+    config = model.config
+    stack = (config.token_spec or {}).get("frame_stack")
+    if (config.token_dim, config.context_dim, stack) != (windows.token_dim, windows.context_dim,
+                                                         recipe.frame_stack):
+        raise CheckpointError(
+            f"--init-from {directory}: its tokens (token_dim {config.token_dim}, context_dim {config.context_dim}, "
+            f"frame_stack {stack}) do not fit this dataset's windows (token_dim {windows.token_dim}, context_dim "
+            f"{windows.context_dim}, frame_stack {recipe.frame_stack})")
+    model.train()
+    return model.to(torch.float32)
+
+
 def _compute_record(result: Any, train_config: Any, wall: float, parameters: int) -> dict[str, Any]:
     import torch
 
@@ -110,8 +133,8 @@ def _record_compute(final: Path, compute: dict[str, Any], export: Path | None) -
 
 
 def train_maze2d(maze: str, recipe: Maze2DModelRecipe, train_config: Any, run_dir: str | Path, *,
-                 dataset_id: str | None = None, resume: str | None = None, export: Path | None = None
-                 ) -> dict[str, Any]:
+                 dataset_id: str | None = None, resume: str | None = None, export: Path | None = None,
+                 init_from: str | Path | None = None) -> dict[str, Any]:
     """Train the model of `maze` on `dataset_id` (default df-agent/maze2d-<maze>-v0) into `run_dir`.
 
     Returns the run's summary: {"checkpoint": RUN_DIR/final, "export", "steps", "stopped_early", "parameters",
@@ -123,10 +146,12 @@ def train_maze2d(maze: str, recipe: Maze2DModelRecipe, train_config: Any, run_di
     episodes = load_maze2d_episodes(dataset_id)
     windows = Maze2DWindows.from_episodes(episodes, recipe.window_tokens, recipe.frame_stack)
     source = WindowSource(windows, dataset_id, episodes.num_steps)
-    model = build_model(windows, recipe)
+    model = build_model(windows, recipe) if init_from is None else model_from_checkpoint(init_from, windows, recipe)
     parameters = sum(p.numel() for p in model.parameters())
     metadata = {"task": "maze2d", "maze": maze, "frame_stack": recipe.frame_stack, "dataset_id": dataset_id,
                 "window_tokens": recipe.window_tokens}
+    if init_from is not None:
+        metadata["init_from"] = str(init_from)
     log.info("training a %d-parameter DF model on %s (%d windows)", parameters, dataset_id, len(windows))
     started = time.perf_counter()
     result = train(model, source, train_config, run_dir, resume=resume, metadata=metadata)

@@ -12,6 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="env steps (default: 1M umaze, 2M medium, 4M large)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--action-noise", type=float, default=0.5, help="std of the Gaussian action noise")
+    parser.add_argument("--hold-steps", type=int, default=0,
+                        help="after reaching a target, keep holding it for U{0..N} more steps (0: D4RL's expert, "
+                             "which never rests)")
     parser.add_argument("--segment-steps", type=int, default=10_000, help="steps per Minari episode")
     parser.add_argument("--dataset-id", default=None, help="Minari id (default: df-agent/maze2d-<maze>-v0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that id")
@@ -26,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     from data.maze2d.generate import generate_maze2d_dataset
 
+    if args.hold_steps < 0:
+        raise ValueError(f"--hold-steps must be >= 0, got {args.hold_steps}")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     started = time.perf_counter()
@@ -39,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             dataset_id=args.dataset_id,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            hold_steps=args.hold_steps,
         )
     except FileExistsError as error:
         logging.getLogger(__name__).error("%s", error)

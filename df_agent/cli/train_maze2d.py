@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--position-encoding", choices=("none", "fourier"), default="none",
                        help="fourier: append Fourier features of every frame's (x, y) to the model's inputs, "
                             "so the wall map is learnt faster (see df_agent/backbones/encodings.py)")
+    model.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                       help="fine-tune this checkpoint (directory or shipped name, e.g. maze2d-medium) instead of a "
+                            "fresh model; its architecture and normalisers are kept and the model flags ignored")
     model.add_argument("--export", type=Path, default=None,
                        help="also write the final checkpoint here (e.g. df_agent/checkpoints/maze2d-umaze)")
     add_train_arguments(parser, default_train_config())
@@ -45,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                latent_dim=args.latent_dim, hidden_dim=args.hidden_dim, mlp_layers=args.mlp_layers,
                                context_noise_prob=args.context_noise_prob, position_encoding=args.position_encoding)
     summary = train_maze2d(args.maze, recipe, train_config_from_args(args, default_train_config()), args.run_dir,
-                           dataset_id=args.dataset_id, resume=args.resume, export=args.export)
+                           dataset_id=args.dataset_id, resume=args.resume, export=args.export,
+                           init_from=args.init_from)
     print(json.dumps(summary))
     return 0 if summary["checkpoint"] is not None else 1

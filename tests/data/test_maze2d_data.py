@@ -178,3 +178,21 @@ def test_official_pointmaze_layout_loads(minari_root) -> None:
     episodes = load_maze2d_episodes("D4RL/pointmaze/umaze-v2")
     np.testing.assert_allclose(episodes.observations[0], obs.astype(np.float32))
     assert len(Maze2DWindows.from_episodes(episodes, window_tokens=2, frame_stack=5)) == 20 - 10 + 1
+
+
+def test_hold_steps_keep_the_ball_at_reached_targets() -> None:
+    plain = generate_expert_stream("medium", 20_000, seed=1, progress=False)
+    held = generate_expert_stream("medium", 20_000, seed=1, progress=False, hold_steps=100)
+    # Without holds the generator is unchanged; with them the stream diverges only after the first hold.
+    np.testing.assert_array_equal(plain.observations, generate_expert_stream("medium", 20_000, seed=1,
+                                                                             progress=False).observations)
+    assert held.targets_reached >= 3
+    speed = lambda s: np.linalg.norm(s.observations[:, 2:], axis=1)  # noqa: E731
+    # Holding a reached target means many more slow steps near a target than the expert that never rests.
+    slow_at_goal = lambda s: np.mean((speed(s)[1:] < 0.5) & (s.rewards > 0))  # noqa: E731
+    assert slow_at_goal(held) > 2 * slow_at_goal(plain)
+    # The rewards stay those of the target in force.
+    dist = np.linalg.norm(held.observations[1:, :2] - held.goals[:-1], axis=1)
+    np.testing.assert_array_equal(held.rewards, (dist <= 0.5).astype(float))
+    with pytest.raises(ValueError, match="hold_steps must be >= 0"):
+        generate_expert_stream("umaze", 10, hold_steps=-1, progress=False)

@@ -72,3 +72,39 @@ def test_a_short_run_records_its_compute_in_the_final_and_exported_checkpoint(tm
     final, exported = load_checkpoint(tmp_path / "run" / "final"), load_checkpoint(tmp_path / "export")
     for a, b in zip(final.state_dict().values(), exported.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_init_from_fine_tunes_a_checkpoint_and_keeps_its_normalisers(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
+    train_config = default_train_config()
+    train_config.steps, train_config.batch_size, train_config.warmup_steps = 2, 4, 1
+    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    first = train_maze2d("umaze", TINY, train_config, tmp_path / "first")
+    # A second dataset with other statistics: the fine-tuned model must keep the first model's normalisers.
+    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=5, hold_steps=40, progress=False,
+                            dataset_id="df-agent/maze2d-umaze-hold-v0")
+    wider = Maze2DModelRecipe(frame_stack=2, window_tokens=3, latent_dim=32, hidden_dim=64, mlp_layers=2)
+    tuned = train_maze2d("umaze", wider, train_config, tmp_path / "tuned", dataset_id="df-agent/maze2d-umaze-hold-v0",
+                         init_from=first["checkpoint"])
+    base, model = load_checkpoint(first["checkpoint"]), load_checkpoint(tuned["checkpoint"])
+    assert model.config.latent_dim == 8  # the checkpoint's architecture, not the recipe's
+    torch.testing.assert_close(model.token_normalizer.shift, base.token_normalizer.shift)
+    changed = [not torch.equal(a, b) for a, b in zip(base.state_dict().values(), model.state_dict().values())]
+    assert any(changed)  # it was trained further
+    metadata = json.loads((tmp_path / "tuned" / "final" / "config.json").read_text())["metadata"]
+    assert metadata["init_from"] == first["checkpoint"]
+
+
+def test_init_from_refuses_a_checkpoint_whose_tokens_do_not_fit(tmp_path, monkeypatch):
+    from df_agent.checkpoint import CheckpointError
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
+    train_config = default_train_config()
+    train_config.steps, train_config.batch_size, train_config.warmup_steps = 1, 4, 1
+    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    first = train_maze2d("umaze", TINY, train_config, tmp_path / "first")
+    other_stack = Maze2DModelRecipe(frame_stack=3, window_tokens=3, latent_dim=8, hidden_dim=16, mlp_layers=2)
+    with pytest.raises(CheckpointError, match=r"frame_stack 2.*frame_stack 3"):
+        train_maze2d("umaze", other_stack, train_config, tmp_path / "second", init_from=first["checkpoint"])
