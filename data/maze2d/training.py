@@ -151,7 +151,13 @@ def train_maze2d(maze: str, recipe: Maze2DModelRecipe, train_config: Any, run_di
     metadata = {"task": "maze2d", "maze": maze, "frame_stack": recipe.frame_stack, "dataset_id": dataset_id,
                 "window_tokens": recipe.window_tokens}
     if init_from is not None:
+        from df_agent.checkpoint import read_checkpoint_config, resolve_checkpoint
+
         metadata["init_from"] = str(init_from)
+        # The planner settings the base model ships with stay the fine-tuned model's starting point.
+        inherited = read_checkpoint_config(resolve_checkpoint(init_from)).get("metadata", {}).get("planner_defaults")
+        if inherited:
+            metadata["planner_defaults"] = inherited
     log.info("training a %d-parameter DF model on %s (%d windows)", parameters, dataset_id, len(windows))
     started = time.perf_counter()
     result = train(model, source, train_config, run_dir, resume=resume, metadata=metadata)

@@ -81,6 +81,10 @@ def test_init_from_fine_tunes_a_checkpoint_and_keeps_its_normalisers(tmp_path, m
     train_config.steps, train_config.batch_size, train_config.warmup_steps = 2, 4, 1
     train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
     first = train_maze2d("umaze", TINY, train_config, tmp_path / "first")
+    config_path = tmp_path / "first" / "final" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["metadata"]["planner_defaults"] = {"goal_reward": "geodesic"}
+    config_path.write_text(json.dumps(config))
     # A second dataset with other statistics: the fine-tuned model must keep the first model's normalisers.
     generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=5, hold_steps=40, progress=False,
                             dataset_id="df-agent/maze2d-umaze-hold-v0")
@@ -94,6 +98,7 @@ def test_init_from_fine_tunes_a_checkpoint_and_keeps_its_normalisers(tmp_path, m
     assert any(changed)  # it was trained further
     metadata = json.loads((tmp_path / "tuned" / "final" / "config.json").read_text())["metadata"]
     assert metadata["init_from"] == first["checkpoint"]
+    assert metadata["planner_defaults"] == {"goal_reward": "geodesic"}  # inherited from the base checkpoint
 
 
 def test_init_from_refuses_a_checkpoint_whose_tokens_do_not_fit(tmp_path, monkeypatch):
