@@ -58,6 +58,7 @@ def generate_expert_stream(
     action_noise: float = 0.5,
     progress: bool = True,
     hold_steps: int = 0,
+    hold_action_noise: float | None = None,
 ) -> ExpertStream:
     from envs.maze2d.env import (
         GOAL_POSITION_NOISE,
@@ -75,6 +76,10 @@ def generate_expert_stream(
         raise ValueError(f"action_noise must be >= 0, got {action_noise}")
     if hold_steps < 0:
         raise ValueError(f"hold_steps must be >= 0, got {hold_steps}")
+    if hold_action_noise is not None and hold_action_noise < 0:
+        raise ValueError(f"hold_action_noise must be >= 0, got {hold_action_noise}")
+    # Noise while holding, as a fraction of the stream's noise (the draws stay those of the stream without holds).
+    hold_noise_ratio = 1.0 if hold_action_noise is None or action_noise == 0 else hold_action_noise / action_noise
     spec = get_maze(maze)
     env = Maze2DEnv(maze, multi_goal=True)
     grid = env.grid
@@ -115,6 +120,8 @@ def generate_expert_stream(
     for t in range(steps):
         ax, ay, solved = controller.act(x, y, vx, vy)
         nx, ny = noise[t]
+        if holding > 0:
+            nx, ny = nx * hold_noise_ratio, ny * hold_noise_ratio
         ax = min(1.0, max(-1.0, ax + nx))
         ay = min(1.0, max(-1.0, ay + ny))
         actions[t] = ax, ay
@@ -262,6 +269,7 @@ def generate_maze2d_dataset(
     overwrite: bool = False,
     progress: bool = True,
     hold_steps: int = 0,
+    hold_action_noise: float | None = None,
 ) -> tuple[str, ExpertStream, Path]:
     spec = get_maze(maze)
     dataset_id = dataset_id or default_dataset_id(maze)
@@ -271,13 +279,15 @@ def generate_maze2d_dataset(
     if Path(get_dataset_path(dataset_id)).exists() and not overwrite:  # fail before minutes of generation
         raise FileExistsError(f"Minari dataset {dataset_id!r} already exists; pass --overwrite to replace it")
     stream = generate_expert_stream(
-        maze, steps, seed=seed, action_noise=action_noise, progress=progress, hold_steps=hold_steps
+        maze, steps, seed=seed, action_noise=action_noise, progress=progress, hold_steps=hold_steps,
+        hold_action_noise=hold_action_noise,
     )
     path = write_minari_dataset(
         stream,
         dataset_id,
         segment_steps=segment_steps,
         overwrite=overwrite,
-        extra_metadata={"generator_seed": seed, "action_noise": action_noise, "hold_steps": hold_steps},
+        extra_metadata={"generator_seed": seed, "action_noise": action_noise, "hold_steps": hold_steps,
+                        "hold_action_noise": action_noise if hold_action_noise is None else hold_action_noise},
     )
     return dataset_id, stream, path

@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold-steps", type=int, default=0,
                         help="after reaching a target, keep holding it for U{0..N} more steps (0: D4RL's expert, "
                              "which never rests)")
+    parser.add_argument("--hold-action-noise", type=float, default=None,
+                        help="std of the action noise while holding (default: --action-noise)")
     parser.add_argument("--segment-steps", type=int, default=10_000, help="steps per Minari episode")
     parser.add_argument("--dataset-id", default=None, help="Minari id (default: df-agent/maze2d-<maze>-v0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that id")
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             hold_steps=args.hold_steps,
+            hold_action_noise=args.hold_action_noise,
         )
     except FileExistsError as error:
         logging.getLogger(__name__).error("%s", error)

@@ -194,5 +194,12 @@ def test_hold_steps_keep_the_ball_at_reached_targets() -> None:
     # The rewards stay those of the target in force.
     dist = np.linalg.norm(held.observations[1:, :2] - held.goals[:-1], axis=1)
     np.testing.assert_array_equal(held.rewards, (dist <= 0.5).astype(float))
+    # Quieter holds: the same stream up to the first hold, then a slower ball at the reached targets.
+    quiet = generate_expert_stream("medium", 20_000, seed=1, progress=False, hold_steps=100, hold_action_noise=0.1)
+    first_hold = int(np.argmax(held.observations[:, 0] != plain.observations[:, 0]))
+    np.testing.assert_array_equal(quiet.observations[:first_hold], held.observations[:first_hold])
+    assert np.median(speed(quiet)[1:][quiet.rewards > 0]) < np.median(speed(held)[1:][held.rewards > 0])
     with pytest.raises(ValueError, match="hold_steps must be >= 0"):
         generate_expert_stream("umaze", 10, hold_steps=-1, progress=False)
+    with pytest.raises(ValueError, match="hold_action_noise must be >= 0"):
+        generate_expert_stream("umaze", 10, hold_steps=5, hold_action_noise=-0.1, progress=False)
