@@ -33,7 +33,7 @@ from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context,
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
 from planners.free_space import free_space_cost
-from planners.goal_distance import GoalDistanceField, geodesic_goal_reward
+from planners.goal_distance import GoalDistanceField, geodesic_goal_reward, smooth_core
 from planners.maze2d_tokens import ACTION_NAMES, OBS_DIM, OBS_NAMES, frame_stack_of, tokens_to_frames
 
 FRAME_NAMES = (*OBS_NAMES, *ACTION_NAMES)
@@ -86,6 +86,9 @@ class DFPlannerConfig:
     # it costs `geodesic_outside_slope` per unit back into it), so the pull follows the corridors.
     goal_reward: str = "sum"
     goal_temperature: float = 0.5
+    # Smooth core of the "sum" / "geodesic" distance: inside this radius (env units) d becomes d^2 / (2 r), so
+    # the pull fades at the goal instead of pushing every frame at full strength through it (0 = off, B.5).
+    goal_core_radius: float = 0.0
     geodesic_free_logit: float = -2.0
     geodesic_outside_slope: float = 2.0
     # What the guidance step moves: "all" components of every frame (B.5), or only "motion" (velocities and
@@ -121,6 +124,8 @@ class DFPlannerConfig:
                              f"got {self.guided_components!r}")
         if not (self.goal_temperature > 0 and math.isfinite(self.goal_temperature)):
             raise ValueError(f"goal_temperature must be a finite number > 0, got {self.goal_temperature}")
+        if not (self.goal_core_radius >= 0 and math.isfinite(self.goal_core_radius)):
+            raise ValueError(f"goal_core_radius must be a finite number >= 0, got {self.goal_core_radius}")
         if not math.isfinite(self.geodesic_free_logit):
             raise ValueError(f"geodesic_free_logit must be finite, got {self.geodesic_free_logit}")
         if not (self.geodesic_outside_slope >= 1 and math.isfinite(self.geodesic_outside_slope)):
@@ -178,6 +183,7 @@ SETTING_HELP = {
     "geodesic_free_logit": "geodesic goal reward: free-space logit above which a grid node counts as free",
     "geodesic_outside_slope": "geodesic goal reward: cost per unit of a point's way back into free space (>= 1)",
     "goal_temperature": "softmin goal reward: temperature in env units",
+    "goal_core_radius": "sum / geodesic goal reward: radius of the smooth (quadratic) core at the goal (0 = off)",
     "guided_components": "what the guidance step moves: all frame components, motion (velocities, actions) or actions",
     "free_space_weight": "weight of the learnt free-space cost in the guidance reward (0 = off; needs the "
                          "checkpoint's free-space head)",
@@ -200,9 +206,10 @@ def scheduling_matrix(schedule: str, num_tokens: int, num_steps: int, uncertaint
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
-def goal_reward(frames_xy: Tensor, goal: Tensor) -> Tensor:
-    """The flexible-horizon goal reward of B.5: -sum over frames of ||p_t - g||. frames_xy [B, F, 2], goal [B, 2]."""
-    return -(frames_xy - goal[:, None, :]).norm(dim=-1).sum(dim=1)
+def goal_reward(frames_xy: Tensor, goal: Tensor, core_radius: float = 0.0) -> Tensor:
+    """The flexible-horizon goal reward of B.5: -sum over frames of ||p_t - g||. frames_xy [B, F, 2], goal [B, 2];
+    core_radius > 0 smooths the distance at the goal (`smooth_core`)."""
+    return -smooth_core((frames_xy - goal[:, None, :]).norm(dim=-1), core_radius).sum(dim=1)
 
 
 def softmin_goal_reward(frames_xy: Tensor, goal: Tensor, temperature: float) -> Tensor:
@@ -342,11 +349,11 @@ class DFPlanner:
         """The configured guidance reward of plans' positions [B, F, 2] towards goals [B, 2], less the weighted
         free-space cost when that is on. fields: the goals' geodesic distance fields, when already computed."""
         if self.config.goal_reward == "geodesic":
-            value = geodesic_goal_reward(self.goal_distance, frames_xy, goal, fields)
+            value = geodesic_goal_reward(self.goal_distance, frames_xy, goal, fields, self.config.goal_core_radius)
         elif self.config.goal_reward == "softmin":
             value = softmin_goal_reward(frames_xy, goal, self.config.goal_temperature)
         else:
-            value = goal_reward(frames_xy, goal)
+            value = goal_reward(frames_xy, goal, self.config.goal_core_radius)
         if self.config.free_space_weight > 0:
             cost = free_space_cost(self.free_space, frames_xy, self.config.free_space_margin,
                                    self.config.free_space_interpolation)

@@ -171,10 +171,20 @@ def geodesic_distance(fields: Tensor, low: np.ndarray, high: np.ndarray, outside
     return (sampled + outside_slope * beyond).to(xy.dtype)
 
 
+def smooth_core(distance: Tensor, radius: float) -> Tensor:
+    """d, with its cone at 0 replaced inside `radius` by the quadratic d^2 / (2 radius) (value and slope continuous
+    at the radius: beyond it d - radius / 2). radius 0 returns d unchanged."""
+    if radius <= 0:
+        return distance
+    return torch.where(distance < radius, distance.square() / (2 * radius), distance - radius / 2)
+
+
 def geodesic_goal_reward(field: GoalDistanceField, frames_xy: Tensor, goal: Tensor,
-                         fields: Tensor | None = None) -> Tensor:
+                         fields: Tensor | None = None, core_radius: float = 0.0) -> Tensor:
     """B.5's reward with the geodesic distance: -sum over frames of D_g(p_t). frames_xy [B, F, 2], goal [B, 2];
-    `fields` [B, rows, cols] may be passed when already computed for these goals."""
+    `fields` [B, rows, cols] may be passed when already computed for these goals; core_radius > 0 smooths D_g at
+    the goal (`smooth_core`)."""
     if fields is None:
         fields = field.fields(goal.detach().cpu().double().numpy())
-    return -geodesic_distance(fields, field.low, field.high, field.outside_slope, frames_xy).sum(dim=1)
+    distance = geodesic_distance(fields, field.low, field.high, field.outside_slope, frames_xy)
+    return -smooth_core(distance, core_radius).sum(dim=1)

@@ -138,3 +138,34 @@ def test_geodesic_guidance_runs_through_the_planner():
     plan = DFPlanner(model, config, free_space=head("u")).plan(observation, goal, horizon=3)
     assert plan.actions.shape == (3, 3 * 2, 2) and np.isfinite(plan.observations).all()
     assert np.isfinite(plan.diagnostics["goal_reward"]).all()
+
+
+def test_smooth_core_is_quadratic_inside_its_radius_and_shifted_outside():
+    from planners.goal_distance import smooth_core
+
+    distance = torch.tensor([0.0, 0.1, 0.5, 1.0, 2.0], requires_grad=True)
+    value = smooth_core(distance, 0.5)
+    torch.testing.assert_close(value, torch.tensor([0.0, 0.01, 0.25, 0.75, 1.75]))
+    value.sum().backward()
+    # The pull fades to 0 at the goal and is the plain distance's unit slope beyond the radius.
+    torch.testing.assert_close(distance.grad, torch.tensor([0.0, 0.2, 1.0, 1.0, 1.0]))
+    assert smooth_core(distance, 0.0) is distance
+
+
+def test_goal_core_radius_reaches_both_rewards_and_is_validated():
+    from planners.df_planner import goal_reward
+    from planners.goal_distance import smooth_core
+
+    with pytest.raises(ValueError, match="goal_core_radius"):
+        DFPlannerConfig(goal_core_radius=-0.1)
+    model = trained_model()
+    frames = torch.tensor([[[2.4, 2.7], [2.5, 2.0]]])
+    goal = torch.tensor([[2.5, 2.8]])
+    plain = DFPlanner(model, DFPlannerConfig(goal_core_radius=0.3))
+    expected = -smooth_core((frames - goal[:, None]).norm(dim=-1), 0.3).sum(dim=1)
+    torch.testing.assert_close(plain.goal_reward(frames, goal), expected)
+    assert not torch.allclose(expected, goal_reward(frames, goal))
+    geodesic = DFPlanner(model, DFPlannerConfig(goal_reward="geodesic", goal_core_radius=0.3), free_space=head("u"))
+    cored = geodesic_goal_reward(geodesic.goal_distance, frames, goal, core_radius=0.3)
+    assert torch.allclose(geodesic.goal_reward(frames, goal), cored)
+    assert cored > geodesic_goal_reward(geodesic.goal_distance, frames, goal)  # the core only lowers the cost
