@@ -131,14 +131,15 @@ def generate_expert_stream(
         rewards[t] = 1.0 if (x - tx) ** 2 + (y - ty) ** 2 <= radius_sq else 0.0
         since_target += 1
         timed_out = since_target >= spec.episode_steps
-        if holding < 0 and solved and hold_steps > 0:
-            holding = int(hold_rng.integers(hold_steps + 1))
+        if holding < 0 and solved:
+            reached += 1
+            holding = int(hold_rng.integers(hold_steps + 1)) if hold_steps > 0 else 0
+        elif holding < 0 and timed_out:
+            timeouts += 1
+            holding = 0
         if holding > 0:  # keep driving to the reached target; act() steers to it once solved
             holding -= 1
-            solved, timed_out = False, False
-        elif solved or timed_out or holding == 0:
-            reached += int(solved or holding == 0)
-            timeouts += int(timed_out and not solved and holding != 0)
+        elif holding == 0:
             holding = -1
             target = random_point(GOAL_POSITION_NOISE)
             controller.set_target(target, x, y)

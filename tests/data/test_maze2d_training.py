@@ -24,6 +24,16 @@ def _windows(frame_stack: int = 2, window_tokens: int = 3) -> Maze2DWindows:
     return Maze2DWindows(observations, actions, window_tokens, frame_stack)
 
 
+def _umaze_run_config(tmp_path, monkeypatch, steps: int):
+    """A generated 300-step umaze dataset in a private Minari root, and a CPU train config of `steps` updates."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
+    train_config = default_train_config()
+    train_config.steps, train_config.batch_size, train_config.warmup_steps = steps, 4, 1
+    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    return train_config
+
+
 def test_the_recipe_refuses_empty_tokens_and_windows():
     with pytest.raises(ValueError, match="--frame-stack and --window-tokens must be >= 1"):
         Maze2DModelRecipe(frame_stack=0)
@@ -54,11 +64,7 @@ def test_the_window_source_draws_batches_and_describes_its_data():
 
 
 def test_a_short_run_records_its_compute_in_the_final_and_exported_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
-    train_config = default_train_config()
-    train_config.steps, train_config.batch_size, train_config.warmup_steps = 3, 4, 1
-    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    train_config = _umaze_run_config(tmp_path, monkeypatch, steps=3)
     summary = train_maze2d("umaze", TINY, train_config, tmp_path / "run", export=tmp_path / "export")
     assert summary["checkpoint"] == str(tmp_path / "run" / "final") and summary["export"] == str(tmp_path / "export")
     assert summary["steps"] == 3 and not summary["stopped_early"] and summary["last_loss"] is not None
@@ -75,11 +81,7 @@ def test_a_short_run_records_its_compute_in_the_final_and_exported_checkpoint(tm
 
 
 def test_init_from_fine_tunes_a_checkpoint_and_keeps_its_normalisers(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
-    train_config = default_train_config()
-    train_config.steps, train_config.batch_size, train_config.warmup_steps = 2, 4, 1
-    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    train_config = _umaze_run_config(tmp_path, monkeypatch, steps=2)
     first = train_maze2d("umaze", TINY, train_config, tmp_path / "first")
     config_path = tmp_path / "first" / "final" / "config.json"
     config = json.loads(config_path.read_text())
@@ -104,11 +106,7 @@ def test_init_from_fine_tunes_a_checkpoint_and_keeps_its_normalisers(tmp_path, m
 def test_init_from_refuses_a_checkpoint_whose_tokens_do_not_fit(tmp_path, monkeypatch):
     from df_agent.checkpoint import CheckpointError
 
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    generate_maze2d_dataset("umaze", steps=300, segment_steps=300, seed=0, progress=False)
-    train_config = default_train_config()
-    train_config.steps, train_config.batch_size, train_config.warmup_steps = 1, 4, 1
-    train_config.checkpoint_every, train_config.device, train_config.progress = 0, "cpu", False
+    train_config = _umaze_run_config(tmp_path, monkeypatch, steps=1)
     first = train_maze2d("umaze", TINY, train_config, tmp_path / "first")
     other_stack = Maze2DModelRecipe(frame_stack=3, window_tokens=3, latent_dim=8, hidden_dim=16, mlp_layers=2)
     with pytest.raises(CheckpointError, match=r"frame_stack 2.*frame_stack 3"):
