@@ -88,6 +88,9 @@ class BridgeConfig:
     delta_base: str = "commanded"  # apply deltas to the last commanded target or to the measured pose
     # Policy action units -> metres / radians (envs.franka_swap trains in units of pos_scale=0.05, rot_scale=0.2).
     action_scale: tuple[float, float] = (1.0, 1.0)
+    # A late chunk's path is reached over this many ticks (1: at once; 0: never, its deltas restart from the
+    # current target). control_loop.py explains why spreading keeps demo-speed motion under the per-step limit.
+    catch_up_ticks: int = 5
     finger_joints: tuple[str, str] = ("fr3_finger_joint1", "fr3_finger_joint2")  # summed into proprio's width
     image_size: tuple[int, int] = (32, 32)  # (height, width) the images are resized to for the policy
     noise_levels: NoiseLevelsConfig = field(default_factory=NoiseLevelsConfig)
@@ -242,6 +245,7 @@ def _validate(config: RobotConfig, source: str) -> None:
     _require(
         b.delta_base in DELTA_BASES, f"{source}: bridge.delta_base must be one of {DELTA_BASES}, got {b.delta_base!r}"
     )
+    _require(b.catch_up_ticks >= 0, f"{source}: bridge.catch_up_ticks must be >= 0, got {b.catch_up_ticks}")
     _require(all(v > 0 for v in b.image_size), f"{source}: bridge.image_size must be positive, got {b.image_size}")
     _require(
         all(v > 0 for v in b.action_scale), f"{source}: bridge.action_scale must be positive, got {b.action_scale}"

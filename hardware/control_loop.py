@@ -7,11 +7,17 @@ the tick rate holds whatever the policy's latency.
 
 A chunk is a path of deltas that starts where the arm was commanded to be at its observation tick (the
 commanded base then, or the measured pose with `delta_base: measured`). The loop turns it into absolute
-targets from that anchor, and each tick commands the step from its current base to the target planned for
-this tick. On time, that is exactly the policy's delta. For a late chunk whose stale leading actions were dropped,
-the later actions still lead to where the plan says the arm should be now, instead of starting the plan over
-from the current pose, which would leave out the motion of the dropped actions. The per-step limit bounds any
-catch-up.
+targets from that anchor, and each tick commands the step from its current base to its target for this tick.
+On time, that is exactly the policy's delta.
+
+A late chunk (its stale leading actions dropped) does not start where the arm is: during the latency the arm
+went on with the previous chunk, whose plan for those ticks differs from the new one's. Re-adding the new deltas
+to the current pose would leave the arm off the new plan for good; commanding the planned pose at once (the
+gap plus this tick's delta in one step) is a jump that the per-step limit clamps whenever the two plans
+disagree. So the loop rejoins the plan over `bridge.catch_up_ticks` ticks: the target of the k-th tick of a
+chunk is the restarted path (the new deltas from the current target) moved a fraction min(1, k / N) of the way
+to the planned path. Each step is then the policy's delta plus 1/N of the gap, and the arm is on the chunk's
+own timeline after N ticks (1: at once, the old behaviour; 0: never).
 """
 
 from __future__ import annotations
@@ -26,9 +32,56 @@ from hardware.action_scheduler import ActionScheduler, TickClock
 from hardware.config import RobotConfig
 from hardware.observation import Snapshot, build_policy_observation
 from hardware.safety import Pose, SafetyDecision, SafetyEvent, SafetyLayer
-from hardware.transforms import apply_delta, quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
+from hardware.transforms import (
+    apply_delta,
+    normalize_quaternion,
+    quaternion_conjugate,
+    quaternion_multiply,
+    quaternion_to_rotvec,
+    rotvec_to_quaternion,
+)
 
 ANCHOR_TICKS = 2000  # anchors kept (ticks); a chunk observed earlier than this is long stale anyway
+
+
+@dataclass
+class ChunkPath:
+    """A chunk's absolute targets: as planned from its anchor, and restarted from the target at its first tick."""
+
+    chunk: Any
+    first_index: int  # the action executed at the chunk's first tick
+    planned: list[Pose | None]
+    restarted: list[Pose | None]
+    catch_up_ticks: int
+
+    def target(self, index: int) -> Pose | None:
+        planned, restarted = self.planned[index], self.restarted[index]
+        if planned is None or restarted is None or self.catch_up_ticks == 1:
+            return planned
+        if self.catch_up_ticks == 0:
+            return restarted
+        weight = min(1.0, (index - self.first_index + 1) / self.catch_up_ticks)
+        rotation = quaternion_to_rotvec(quaternion_multiply(planned.quaternion,
+                                                            quaternion_conjugate(restarted.quaternion)))
+        quaternion = quaternion_multiply(rotvec_to_quaternion(weight * rotation), restarted.quaternion)
+        position = restarted.position + weight * (planned.position - restarted.position)
+        return Pose(position, normalize_quaternion(quaternion))
+
+
+def delta_path(start: Pose, actions: np.ndarray, scale: tuple[float, float], first: int = 0) -> list[Pose | None]:
+    """Absolute poses after each of `actions[first:]` added to `start` (None before `first`, and for an action
+    that is not a finite delta: it is rejected as it is, and the path goes on without it)."""
+    position_scale, rotation_scale = scale
+    path: list[Pose | None] = [None] * first
+    position, quaternion = start.position, start.quaternion
+    for delta in np.asarray(actions[first:], dtype=np.float64):
+        if not np.all(np.isfinite(delta[:6])):
+            path.append(None)
+            continue
+        position, quaternion = apply_delta(position, quaternion, delta[:3] * position_scale,
+                                           delta[3:6] * rotation_scale)
+        path.append(Pose(position, quaternion))
+    return path
 
 
 @dataclass
@@ -53,7 +106,7 @@ class ControlLoop:
         self.last_target: Pose | None = None
         self._policy_holding = False
         self._anchors: dict[int, Pose] = {}  # tick -> where a chunk observed at that tick starts
-        self._path: tuple[Any, list[Pose]] | None = None  # (chunk, its absolute targets), the one executing
+        self._path: ChunkPath | None = None  # the executing chunk's targets
 
     def reset(self) -> None:
         self.scheduler.reset()
@@ -146,20 +199,14 @@ class ControlLoop:
         chunk = step.chunk
         if chunk is None or chunk.actions.shape[-1] != 7:
             return None
-        if self._path is None or self._path[0] is not chunk:
+        if self._path is None or self._path.chunk is not chunk:
+            scale = self.config.bridge.action_scale
             anchor = self._anchors.get(chunk.observation_tick, measured)
-            position_scale, rotation_scale = self.config.bridge.action_scale
-            path: list[Pose | None] = []
-            position, quaternion = anchor.position, anchor.quaternion
-            for delta in np.asarray(chunk.actions, dtype=np.float64):
-                if not np.all(np.isfinite(delta[:6])):
-                    path.append(None)  # rejected as it is; the path goes on without it
-                    continue
-                position, quaternion = apply_delta(position, quaternion, delta[:3] * position_scale,
-                                                   delta[3:6] * rotation_scale)
-                path.append(Pose(position, quaternion))
-            self._path = (chunk, path)
-        return self._path[1][step.index]
+            assert self.base is not None
+            self._path = ChunkPath(chunk, step.index, delta_path(anchor, chunk.actions, scale),
+                                   delta_path(self.base, chunk.actions, scale, step.index),
+                                   self.config.bridge.catch_up_ticks)
+        return self._path.target(step.index)
 
     def hold(self, snapshot: Snapshot, reason: str) -> SafetyDecision:
         self.scheduler.pause()

@@ -43,6 +43,7 @@ def test_flatten_gives_ros_parameter_names():
         ({"safety.speed": 1}, "unknown key(s) ['safety.speed']"),
         ({"bridge.control_rate_hz": 0}, "bridge.control_rate_hz must be > 0"),
         ({"bridge.delta_base": "target"}, "bridge.delta_base must be one of"),
+        ({"bridge.catch_up_ticks": -1}, "bridge.catch_up_ticks must be >= 0"),
         ({"bridge.image_size": [32, 32.5]}, "bridge.image_size must contain integers only"),
         ({"bridge.noise_levels.stale": 2000}, "need 0 < stale <= missing"),
         ({"bridge.action_scale": [0.05, -1]}, "bridge.action_scale must be positive"),

@@ -13,6 +13,7 @@ from hardware.config import RobotConfig, load_config
 from hardware.control_loop import ControlLoop
 from hardware.observation import JointReading, ObservationCache, build_policy_observation, camera_noise_level
 from hardware.safety import Pose
+from hardware.transforms import quaternion_conjugate, quaternion_multiply, quaternion_to_rotvec
 from policies.scripted import ReachTargetPolicy, ReplayActionsPolicy
 
 CONFIG = load_config()
@@ -199,56 +200,111 @@ def test_hold_uses_the_measured_pose_when_fresh_else_the_last_target():
         loop.close()
 
 
+IMMEDIATE_CATCH_UP = dataclasses.replace(CONFIG, bridge=dataclasses.replace(CONFIG.bridge, catch_up_ticks=1))
+
+
+class LateSteps:
+    """Ten 1 cm steps in +x (gripper open), sampled in 50 ms: 3 ticks late when the next tick comes 0.4 s on."""
+
+    def reset(self, num_envs=None, **kwargs):
+        pass
+
+    def sample_chunk(self, observation, noise_level=0):
+        time.sleep(0.05)
+        chunk = np.zeros((1, 10, 7))
+        chunk[0, :, 0] = 0.01
+        chunk[0, :, 5] = 0.02  # and 0.02 rad of yaw
+        chunk[0, :, 6] = 1.0
+        return chunk
+
+
+def yaw_of(pose: Pose) -> float:
+    return float(quaternion_to_rotvec(quaternion_multiply(pose.quaternion, quaternion_conjugate(np.array(DOWN))))[2])
+
+
 def test_a_late_chunk_resumes_on_its_planned_path_not_from_scratch():
     """A chunk of ten 1 cm steps in +x, observed at tick 0 and first used at tick 4 (3 ticks late, actions 0-2
-    dropped): tick 4 commands where the plan puts the arm at tick 4 (4 cm from the anchor), not 1 cm."""
-
-    class LateSteps:
-        def reset(self, num_envs=None, **kwargs):
-            pass
-
-        def sample_chunk(self, observation, noise_level=0):
-            time.sleep(0.05)
-            chunk = np.zeros((1, 10, 7))
-            chunk[0, :, 0] = 0.01
-            chunk[0, :, 6] = 1.0
-            return chunk
-
-    loop = ControlLoop(CONFIG, LateSteps())
+    dropped): with `catch_up_ticks: 1`, tick 4 commands where the plan puts the arm at tick 4 (4 cm from the
+    anchor), not 1 cm."""
+    loop = ControlLoop(IMMEDIATE_CATCH_UP, LateSteps())
     loop.reset()
     try:
         tick(loop, 10.0)
         late = tick(loop, 10.4)
         assert late.trimmed == 3 and late.decision.events == []
         assert late.decision.target.position == pytest.approx([0.54, 0, 0.4])
+        assert yaw_of(late.decision.target) == pytest.approx(0.08)
         assert tick(loop, 10.5).decision.target.position == pytest.approx([0.55, 0, 0.4])
     finally:
         loop.close()
 
 
-def test_a_chunk_starting_at_its_observation_catches_up_onto_its_path():
-    """Ten 1 cm steps in +x meant for ticks 0..9 of their observation at tick 0: tick 0 cannot use them, so
-    tick 1 commands the plan's pose for tick 1 (2 cm from the pose commanded at the observation), then 3 cm."""
+@pytest.mark.parametrize("catch_up_ticks", [2, 5])
+def test_a_late_chunk_rejoins_its_path_over_catch_up_ticks(catch_up_ticks):
+    """The same late chunk with `catch_up_ticks: N`: each of the first N ticks moves 1 cm plus 1/N of the 3 cm
+    gap (and likewise in yaw), then the arm is on the planned path and moves 1 cm a tick."""
+    config = dataclasses.replace(CONFIG, bridge=dataclasses.replace(CONFIG.bridge, catch_up_ticks=catch_up_ticks))
+    loop = ControlLoop(config, LateSteps())
+    loop.reset()
+    try:
+        tick(loop, 10.0)
+        x, yaw = 0.5, 0.0
+        for k in range(1, 7):
+            result = tick(loop, 10.3 + 0.1 * k)
+            assert result.decision.events == [], result.decision.events
+            step = 0.01 + (0.03 / catch_up_ticks if k <= catch_up_ticks else 0.0)
+            x, yaw = x + step, yaw + 2 * step
+            assert result.decision.target.position == pytest.approx([x, 0, 0.4]), k
+            assert yaw_of(result.decision.target) == pytest.approx(yaw), k
+        assert x == pytest.approx(0.5 + 0.01 * 9)  # on the plan: its pose for tick 9
+    finally:
+        loop.close()
 
-    class StepsFromObservation:
+
+def test_catch_up_ticks_zero_restarts_a_late_chunk_from_the_current_target():
+    config = dataclasses.replace(CONFIG, bridge=dataclasses.replace(CONFIG.bridge, catch_up_ticks=0))
+    loop = ControlLoop(config, LateSteps())
+    loop.reset()
+    try:
+        tick(loop, 10.0)
+        for k in range(1, 5):
+            result = tick(loop, 10.3 + 0.1 * k)
+            assert result.decision.target.position == pytest.approx([0.5 + 0.01 * k, 0, 0.4])
+    finally:
+        loop.close()
+
+
+def test_chunks_that_agree_with_the_executed_motion_stay_at_the_planned_pace():
+    """A policy that always plans the same steady 1 cm steps, each chunk one tick late by design: only the first
+    chunk starts off its path (the arm had not moved at its observation); that 1 cm gap is spread over the next
+    5 ticks (0.2 cm each), the second chunk starts on its path, nothing is clamped, and the arm ends on the
+    plans' timeline (tick k at k + 1 cm)."""
+
+    class SteadySteps:
         chunk_starts_at_observation = True
+        replan_every = 6
 
         def reset(self, num_envs=None, **kwargs):
             pass
 
         def sample_chunk(self, observation, noise_level=0):
-            chunk = np.zeros((1, 10, 7))
-            chunk[0, :, 0] = 0.01
+            time.sleep(0.03)
+            chunk = np.zeros((1, 8, 7))
+            chunk[0, :, 1] = 0.01
             chunk[0, :, 6] = 1.0
             return chunk
 
-    loop = ControlLoop(CONFIG, StepsFromObservation())
+    loop = ControlLoop(CONFIG, SteadySteps())
     loop.reset()
     try:
-        assert tick(loop, 10.0).decision.target is None
-        first = tick(loop, 10.1)
-        assert first.trimmed == 1 and first.decision.events == []
-        assert first.decision.target.position == pytest.approx([0.52, 0, 0.4])
-        assert tick(loop, 10.2).decision.target.position == pytest.approx([0.53, 0, 0.4])
+        tick(loop, 10.0)
+        y = 0.0
+        for k in range(1, 9):
+            result = tick(loop, 10.0 + 0.1 * k)
+            assert result.decision.events == []
+            step = result.decision.target.position[1] - y
+            assert 0.01 - 1e-9 <= step <= 0.012 + 1e-9, (k, step)
+            y = result.decision.target.position[1]
+        assert y == pytest.approx(0.01 * 9)
     finally:
         loop.close()
