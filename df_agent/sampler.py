@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 GuidanceFn = Callable[[Tensor], Tensor]
 
 GUIDANCE_WEIGHTINGS = ("sigma", "variance", "constant")
+# Where the guidance gradient is taken: "input" differentiates the reward of the model's clean estimate with
+# respect to the noisy tokens it was computed from (through the model, as B.5 does); "estimate" differentiates
+# it with respect to the clean estimate itself and moves that, so no backward pass runs through the model.
+GUIDANCE_TARGETS = ("input", "estimate")
 
 
 @dataclass
@@ -42,6 +46,11 @@ class SamplerConfig:
     guidance_weighting: str = "sigma"  # per-token step factor: sqrt(1 - a_bar), (1 - a_bar) or 1
     mcg_samples: int = 1  # Monte Carlo Guidance: futures whose guidance gradients are averaged
     guidance_grad_clip: float | None = None  # clip the per-token gradient norm (None = off)
+    # "estimate": the step moves the clean estimate x0_hat by scale * weight * grad_x0 R(x0_hat) and the noisy
+    # token by sqrt(a_bar_next) times that (DDIM with the shifted estimate and the model's own noise). The
+    # reward's own gradient decides the direction (a geodesic reward's points along the corridors), not the
+    # model's Jacobian, whose through-the-latent terms drag early tokens far; and it costs no backward pass.
+    guidance_target: str = "input"
     # Prior repair (SDEdit-style): after the schedule, re-noise every token to `repair_level` and denoise it
     # again in `repair_steps` unguided DDIM rows, `repair_rounds` times, so the model's prior can pull a plan
     # that guidance dragged off the data manifold (through a wall) back onto it. 0 = off.
@@ -55,6 +64,8 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         StayPolicy(self.stay_policy)
+        if self.guidance_target not in GUIDANCE_TARGETS:
+            raise ValueError(f"guidance_target must be in {GUIDANCE_TARGETS}, got {self.guidance_target!r}")
         if self.guidance_weighting not in GUIDANCE_WEIGHTINGS:
             raise ValueError(f"guidance_weighting must be in {GUIDANCE_WEIGHTINGS}, got {self.guidance_weighting!r}")
         if self.mcg_samples < 1:
@@ -180,9 +191,10 @@ def sample(
         z_in = z_start if start == 0 else latents_cache[:, start - 1]
         span_levels = _expand_levels(k_cur[start:end], batch)
 
-        with torch.set_grad_enabled(guided):
+        through_model = guided and config.guidance_target == "input"
+        with torch.set_grad_enabled(through_model):
             span = x[:, start:end].detach()
-            if guided:
+            if through_model:
                 span.requires_grad_(True)
             if samples > 1:
                 span_in, z_in_rep, span_levels_rep = _mcg_copies(
@@ -193,19 +205,28 @@ def sample(
                 span_in, z_in_rep, span_levels_rep = span, z_in, span_levels
             latents, x0_span = model.forward_sequence(z_in_rep, span_in, span_levels_rep)
             evaluations += span_in.shape[0] * (end - start)
-            gradient = None
-            if guided:
-                # The guidance reward sees every token's clean estimate; finished tokens are their value.
+        gradient = None
+        if guided:
+            # The guidance reward sees every token's clean estimate; finished tokens are their value.
+            with torch.enable_grad():
+                if through_model:
+                    wrt = span
+                else:
+                    x0_span = x0_span.detach().requires_grad_(True)
+                    wrt = x0_span
                 prefix = x[:, :start].detach().repeat(samples, *([1] * (x.dim() - 1)))
                 full_x0 = torch.cat([prefix, x0_span], dim=1)
                 reward = guidance(full_x0)
                 if tuple(reward.shape) != (batch * samples,):
                     raise ValueError(f"guidance must return one reward per plan, shape {(batch * samples,)}, "
                                      f"got {tuple(reward.shape)}")
-                (gradient,) = torch.autograd.grad(reward.sum(), span)
-                gradient = gradient / samples  # MCG: the average of the futures' gradients
-                if guidance_mask is not None:
-                    gradient = gradient * guidance_mask
+                (gradient,) = torch.autograd.grad(reward.sum(), wrt)
+            if not through_model:
+                # MCG: the average of the futures' gradients, each taken at its own clean estimate.
+                gradient = gradient.reshape(samples, batch, *gradient.shape[1:]).sum(dim=0)
+            gradient = gradient / samples
+            if guidance_mask is not None:
+                gradient = gradient * guidance_mask
 
         latents = latents[:batch].detach()
         x0_main = x0_span[:batch].detach()
@@ -218,9 +239,12 @@ def sample(
             eta=config.eta, noise=noise, stay_policy=config.stay_policy,
         )
         if gradient is not None:
-            new_span = new_span + config.guidance_scale * _guidance_step(
-                gradient, k_next[start:end], schedule, config, trailing
-            )
+            step = config.guidance_scale * _guidance_step(gradient, k_next[start:end], schedule, config, trailing)
+            if not through_model:
+                # The estimate moves by `step`; the noisy token, which carries sqrt(a_bar_next) of it, with it.
+                keep = schedule.alpha_bar(k_next[start:end]).to(step.dtype).sqrt().reshape(1, -1, *trailing)
+                step = keep * step
+            new_span = new_span + step
 
         x = torch.cat([x[:, :start], new_span, x[:, end:]], dim=1)
         x0_cache = torch.cat([x0_cache[:, :start], x0_main, x0_cache[:, end:]], dim=1)

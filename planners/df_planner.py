@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from df_agent.precision import warn_if_slow_bf16
-from df_agent.sampler import GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
+from df_agent.sampler import GUIDANCE_TARGETS, GUIDANCE_WEIGHTINGS, SamplerConfig, encode_context, sample
 from df_agent.scheduling import autoregressive, full_sequence, pyramid, steps_to_levels
 from planners.base import History, Plan
 from planners.free_space import free_space_cost
@@ -174,6 +174,8 @@ SETTING_HELP = {
     "guidance_weighting": "per-token guidance step factor: sigma, variance or constant",
     "mcg_samples": "Monte Carlo Guidance samples (1 = plain guidance)",
     "guidance_grad_clip": "clip of the per-token guidance gradient norm",
+    "guidance_target": "what the guidance gradient is taken with respect to: input (the noisy tokens, through the "
+                       "model, B.5) or estimate (the clean estimate itself; no backward pass through the model)",
     "repair_level": "prior repair: re-noise the finished plan to this level and denoise it again (0 = off)",
     "repair_steps": "prior repair: unguided DDIM rows per repair round",
     "repair_rounds": "prior repair: rounds",
@@ -192,6 +194,7 @@ SETTING_HELP = {
 }
 SETTING_CHOICES = {"schedule": SCHEDULES, "noisy_context": NOISY_CONTEXT, "precision": PRECISIONS,
                    "stay_policy": ("copy", "resample"), "guidance_weighting": GUIDANCE_WEIGHTINGS,
+                   "guidance_target": GUIDANCE_TARGETS,
                    "goal_reward": GOAL_REWARDS, "guided_components": tuple(GUIDED_COMPONENTS)}
 
 
