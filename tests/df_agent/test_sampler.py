@@ -121,7 +121,8 @@ def test_independent_tokens_follow_their_own_ddim_path_under_any_schedule(matrix
     torch.testing.assert_close(scheduled, reference, rtol=0, atol=1e-12)
 
 
-def test_guidance_pulls_samples_towards_the_goal():
+@pytest.mark.parametrize("target, scale, mcg_samples", [("input", 0.2, 1), ("estimate", 0.5, 1), ("estimate", 0.5, 4)])
+def test_guidance_pulls_samples_towards_the_goal(target, scale, mcg_samples):
     mean = torch.zeros(2, dtype=torch.float64)
     model = GaussianOptimalModel(mean, torch.eye(2, dtype=torch.float64), schedule="linear", param="x0")
     levels = steps_to_levels(pyramid(4, 20), 20, 1000)
@@ -132,7 +133,8 @@ def test_guidance_pulls_samples_towards_the_goal():
 
     z0 = model.init_latent(torch.zeros(500, 1))
     plain = sample(model, levels, z0, generator=torch.Generator().manual_seed(0)).tokens
-    guided = sample(model, levels, z0, guidance=reward, config=SamplerConfig(guidance_scale=0.2),
+    config = SamplerConfig(guidance_scale=scale, guidance_target=target, mcg_samples=mcg_samples)
+    guided = sample(model, levels, z0, guidance=reward, config=config,
                     generator=torch.Generator().manual_seed(0)).tokens
     distance = lambda x: float((x - goal).norm(dim=-1).mean())  # noqa: E731
     assert distance(guided) < 0.7 * distance(plain)
@@ -320,21 +322,3 @@ def test_estimate_guidance_runs_no_backward_pass_through_the_model():
     with pytest.raises(ValueError, match="guidance_target"):
         SamplerConfig(guidance_target="latent")
 
-
-def test_estimate_guidance_pulls_samples_towards_the_goal():
-    model = GaussianOptimalModel(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64),
-                                 schedule="linear", param="x0")
-    levels = steps_to_levels(pyramid(4, 20), 20, 1000)
-    goal = torch.tensor([1.5, 1.5], dtype=torch.float64)
-
-    def reward(x0):
-        return -(x0 - goal).pow(2).sum(dim=(1, 2))
-
-    z0 = model.init_latent(torch.zeros(500, 1))
-    plain = sample(model, levels, z0, generator=torch.Generator().manual_seed(0)).tokens
-    for samples in (1, 4):
-        config = SamplerConfig(guidance_scale=0.5, guidance_target="estimate", mcg_samples=samples)
-        guided = sample(model, levels, z0, guidance=reward, config=config,
-                        generator=torch.Generator().manual_seed(0)).tokens
-        distance = lambda x: float((x - goal).norm(dim=-1).mean())  # noqa: E731
-        assert distance(guided) < 0.7 * distance(plain)
